@@ -1,0 +1,70 @@
+"""Workdir conventions shared by every experiment.
+
+A run writes, under its workdir:
+  metrics.jsonl   one JSON object per logged step: {"step": int, "time": float, <metric>: float, ...}
+  results.json    the headline metrics of the run (written once, at the end)
+  config.json     the resolved config
+and its checkpoints and plots in subfolders.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+
+def to_jsonable(value: Any) -> Any:
+    """Converts numpy/jax scalars and arrays (recursively) into plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return to_jsonable(np.asarray(value).tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class MetricsLog:
+    """Appends one JSON line per call to `workdir/metrics.jsonl` (process 0 only when multi-host)."""
+
+    def __init__(self, workdir: str, *, enabled: bool = True):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.enabled = enabled
+        if enabled:
+            os.makedirs(workdir, exist_ok=True)
+
+    def write(self, step: int, **metrics: Any) -> None:
+        if not self.enabled:
+            return
+        record = {"step": int(step), "time": time.time(), **to_jsonable(metrics)}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(workdir: str) -> list[dict]:
+    """Reads back `workdir/metrics.jsonl` as a list of dicts."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_json(path: str, payload: Mapping[str, Any]) -> None:
+    """Writes JSON atomically (write to a temp file, then rename), so a crash never leaves half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(to_jsonable(payload), f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def write_results(workdir: str, results: Mapping[str, Any]) -> str:
+    """Writes the run's headline metrics to `workdir/results.json` and returns the path."""
+    path = os.path.join(workdir, "results.json")
+    write_json(path, results)
+    return path

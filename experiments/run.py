@@ -10,6 +10,7 @@ fields. The config's `experiment` field names a module `experiments.<experiment>
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -42,6 +43,47 @@ def run_experiment(config, workdir: str) -> dict:
     return results
 
 
+def _load_config_file(spec: str):
+    """Imports `path.py[:arg]` and returns `get_config(arg)` (as config_flags does)."""
+    path, _, arg = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("_config_for_validation", path)
+    if module_spec is None:
+        raise SystemExit(f"Config file not found: {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Fails early, listing the valid keys, when a `--config.a.b=v` override names no existing field.
+
+    ml_collections would also refuse it (the config is locked) but only suggests one close match.
+    """
+    config_spec = None
+    overrides = []
+    for i, token in enumerate(argv):
+        if token.startswith("--config="):
+            config_spec = token.split("=", 1)[1]
+        elif token == "--config" and i + 1 < len(argv):
+            config_spec = argv[i + 1]
+        elif token.startswith("--config."):
+            overrides.append(token[len("--config."):].split("=", 1)[0])
+    if not config_spec or not overrides:
+        return
+    config = _load_config_file(config_spec)
+    for dotted in overrides:
+        node = config
+        for depth, key in enumerate(dotted.split(".")):
+            valid = list(node.keys()) if hasattr(node, "keys") else []
+            if key not in valid:
+                where = ".".join(dotted.split(".")[:depth]) or "<top level>"
+                raise SystemExit(
+                    f"Unknown config key {dotted!r}: {key!r} is not a field of {where}. "
+                    f"Valid keys there: {sorted(valid)}"
+                )
+            node = node[key]
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -50,4 +92,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:])
     sys.exit(app.run(main))

@@ -1,0 +1,74 @@
+"""The experiment runner, config variant parsing and workdir files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+from experiments import run as runner
+from humanai_jax import configs, experiment
+
+CONFIG_SOURCE = '''
+import ml_collections
+def get_config(arg=None):
+    c = ml_collections.ConfigDict()
+    c.experiment = "none"
+    c.optim = ml_collections.ConfigDict(dict(lr=1e-3, steps=3))
+    return c
+'''
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "cfg.py"
+    path.write_text(CONFIG_SOURCE)
+    return str(path)
+
+
+def test_unknown_override_lists_valid_keys(config_file):
+    with pytest.raises(SystemExit, match=r"'lrr' is not a field of optim. Valid keys there: \['lr', 'steps'\]"):
+        runner.check_overrides(["--config", config_file, "--config.optim.lrr=3"])
+    with pytest.raises(SystemExit, match=r"Valid keys there: \['experiment', 'optim'\]"):
+        runner.check_overrides([f"--config={config_file}", "--config.optimizer.lr=3"])
+    runner.check_overrides(["--config", config_file, "--config.optim.lr=3"])  # valid: no error
+
+
+def test_cli_rejects_misspelled_key(config_file, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "--config", config_file, "--workdir", str(tmp_path / "w"),
+         "--config.optim.lrr=3"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "Valid keys there: ['lr', 'steps']" in proc.stderr
+
+
+def test_parse_arg_types_and_unknown_keys():
+    out = configs.parse_arg("tiny,steps=7,lr=0.5,name=x", tiny=False, steps=1, lr=1.0, name="")
+    assert (out.tiny, out.steps, out.lr, out.name) == (True, 7, 0.5, "x")
+    assert isinstance(out.steps, int) and isinstance(out.lr, float)
+    with pytest.raises(ValueError, match=r"valid arguments: \['lr', 'steps'\]"):
+        configs.parse_arg("stpes=3", steps=1, lr=1.0)
+
+
+def test_choose_variant():
+    variants = {"tiny": {}, "big": {}}
+    assert configs.choose_variant(None, variants, "tiny") == ("tiny", "")
+    assert configs.choose_variant("big,steps=3", variants, "tiny") == ("big", "steps=3")
+    assert configs.choose_variant("steps=3", variants, "tiny") == ("tiny", "steps=3")
+    with pytest.raises(ValueError, match=r"valid variants: \['big', 'tiny'\]"):
+        configs.choose_variant("huge", variants, "tiny")
+
+
+def test_metrics_and_results_files(tmp_path):
+    log = experiment.MetricsLog(str(tmp_path))
+    log.write(1, loss=np.float32(2.5), acc=np.array(0.25))
+    log.write(2, loss=1.5)
+    rows = experiment.read_metrics(str(tmp_path))
+    assert [(r["step"], r["loss"]) for r in rows] == [(1, 2.5), (2, 1.5)]
+    assert rows[0]["acc"] == 0.25
+    path = experiment.write_results(str(tmp_path), {"recall@20": np.float64(0.3), "curve": np.arange(3)})
+    assert json.load(open(path)) == {"recall@20": 0.3, "curve": [0, 1, 2]}

@@ -1,0 +1,17 @@
+"""Core RL-from-preferences primitives (pure functions): see `humanai_jax.rl.losses`."""
+
+from humanai_jax.rl.losses import (  # noqa: F401
+    aggregate,
+    bradley_terry_loss,
+    gae_advantages,
+    group_advantages,
+    grpo_loss,
+    kl_estimate,
+    last_token_mask,
+    masked_mean,
+    masked_whiten,
+    pairwise_accuracy,
+    ppo_policy_loss,
+    ppo_value_loss,
+    shaped_rewards,
+)

@@ -1,0 +1,255 @@
+"""The decoder: full-sequence forward (training, scoring) and cached forward (decoding).
+
+Block (pre-norm): x += attn(rms_norm(x)); x += mlp(rms_norm(x)). Layers are stacked on a leading
+axis and run with `lax.scan` (or a Python loop when `config.scan_layers` is False), each wrapped
+in `jax.checkpoint` when `config.remat` asks for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from humanai_jax.backbone import layers as L
+from humanai_jax.backbone.config import ModelConfig
+from humanai_jax.sharding import constrain
+
+_REMAT_POLICIES = {
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+# ------------------------------------------------------------------------------------ layer stack
+def _run_layers(body: Callable, x: jax.Array, xs: Any, config: ModelConfig):
+    """Applies `body(x, layer_slice) -> (x, y)` over the leading (layer) axis of every leaf of xs.
+
+    Returns (x, ys) with ys stacked on a leading layer axis (like `lax.scan`).
+    """
+    if config.remat != "none":
+        body = jax.checkpoint(body, policy=_REMAT_POLICIES[config.remat])
+    if config.scan_layers:
+        return jax.lax.scan(body, x, xs)
+    ys = []
+    for i in range(config.n_layers):
+        x, y = body(x, jax.tree.map(lambda a: a[i], xs))
+        ys.append(y)
+    return x, jax.tree.map(lambda *a: jnp.stack(a), *ys) if ys and ys[0] is not None else None
+
+
+def _embed(params, tokens: jax.Array, config: ModelConfig, rules) -> jax.Array:
+    x = jnp.take(params["embed"], tokens, axis=0).astype(config.compute_dtype)
+    return constrain(x, ("batch", "seq", "act_embed"), rules)
+
+
+def _mlp_residual(layer, x, config: ModelConfig, rules) -> jax.Array:
+    x = x + L.mlp(layer, L.rms_norm(x, layer["mlp_norm"], config.rms_eps), config, rules)
+    return constrain(x, ("batch", "seq", "act_embed"), rules)
+
+
+# ------------------------------------------------------------------------------------ positions/masks
+def default_positions(
+    batch: int, seq: int, *, segment_ids: jax.Array | None = None, attention_mask: jax.Array | None = None
+) -> jax.Array:
+    """Position ids [B, T] int32.
+
+    Counts real tokens (attention_mask, default all ones) from 0, restarting at each new segment:
+    left padding gives `cumsum(mask) - 1` with pads clipped to 0 (as HF `generate`); packed rows
+    give 0, 1, 2, ... per segment.
+    """
+    real = jnp.ones((batch, seq), jnp.int32) if attention_mask is None else attention_mask.astype(jnp.int32)
+    count = jnp.cumsum(real, axis=1)
+    if segment_ids is not None:
+        starts = jnp.concatenate(
+            [jnp.ones((batch, 1), bool), segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1
+        )
+        # Real tokens seen before the current segment began; nondecreasing, so cummax propagates it.
+        before = jax.lax.cummax(jnp.where(starts, count - real, 0), axis=1)
+        count = count - before
+    return jnp.maximum(count - 1, 0).astype(jnp.int32)
+
+
+def full_attention_mask(
+    batch: int,
+    seq: int,
+    config: ModelConfig,
+    *,
+    segment_ids: jax.Array | None = None,
+    attention_mask: jax.Array | None = None,
+) -> jax.Array:
+    """allowed [B, T, T] bool: causal, same segment, real key, and (sliding window) 0 <= q - k < W.
+
+    The window is measured in slots, as transformers does (equal to positions within a segment).
+    """
+    q = jnp.arange(seq)[:, None]
+    k = jnp.arange(seq)[None, :]
+    allowed = k <= q
+    if config.sliding_window is not None:
+        allowed &= (q - k) < config.sliding_window
+    allowed = jnp.broadcast_to(allowed, (batch, seq, seq))
+    if segment_ids is not None:
+        allowed &= segment_ids[:, :, None] == segment_ids[:, None, :]
+    if attention_mask is not None:
+        allowed &= attention_mask.astype(bool)[:, None, :]
+    return allowed
+
+
+# ------------------------------------------------------------------------------------ full forward
+def hidden_states(
+    params,
+    tokens: jax.Array,
+    config: ModelConfig,
+    *,
+    positions: jax.Array | None = None,
+    segment_ids: jax.Array | None = None,
+    attention_mask: jax.Array | None = None,
+    rules=None,
+) -> jax.Array:
+    """tokens [B, T] int -> post-final-norm hidden [B, T, D] (compute dtype; HF's last hidden state).
+
+    segment_ids [B, T]: packed sequences; attention never crosses segments and, when positions is
+    None, positions restart per segment. attention_mask [B, T] (1 = real token; left padding OK).
+    rules: a `humanai_jax.sharding.ShardingRules` adding sharding hints on activations, or None.
+    """
+    B, T = tokens.shape
+    if positions is None:
+        positions = default_positions(B, T, segment_ids=segment_ids, attention_mask=attention_mask)
+    allowed = full_attention_mask(B, T, config, segment_ids=segment_ids, attention_mask=attention_mask)
+    cos, sin = L.rope_cos_sin(positions, config)
+
+    def body(x, layer):
+        h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
+        q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
+        x = x + L.attention_out(layer, L.attend(q, k, v, allowed, config), config)
+        x = constrain(x, ("batch", "seq", "act_embed"), rules)
+        return _mlp_residual(layer, x, config, rules), None
+
+    x, _ = _run_layers(body, _embed(params, tokens, config, rules), params["layers"], config)
+    return L.rms_norm(x, params["final_norm"], config.rms_eps)
+
+
+def logits_from_hidden(params, hidden: jax.Array, config: ModelConfig, rules=None) -> jax.Array:
+    """hidden [..., D] -> logits [..., V] float32 (tied: hidden @ embed.T; else hidden @ lm_head)."""
+    dtype = config.compute_dtype
+    hidden = hidden.astype(dtype)
+    if config.tie_embeddings:
+        logits = jnp.einsum("...d,vd->...v", hidden, params["embed"].astype(dtype), preferred_element_type=jnp.float32)
+    else:
+        logits = jnp.einsum("...d,dv->...v", hidden, params["lm_head"].astype(dtype), preferred_element_type=jnp.float32)
+    if logits.ndim == 3:
+        logits = constrain(logits, ("batch", "seq", "vocab"), rules)
+    return logits.astype(jnp.float32)
+
+
+def forward(
+    params,
+    tokens: jax.Array,
+    config: ModelConfig,
+    *,
+    positions: jax.Array | None = None,
+    segment_ids: jax.Array | None = None,
+    attention_mask: jax.Array | None = None,
+    return_hidden: bool = False,
+    rules=None,
+):
+    """tokens [B, T] -> logits [B, T, V] float32, or (logits, hidden [B, T, D]) with return_hidden."""
+    hidden = hidden_states(
+        params, tokens, config, positions=positions, segment_ids=segment_ids,
+        attention_mask=attention_mask, rules=rules,
+    )
+    logits = logits_from_hidden(params, hidden, config, rules)
+    return (logits, hidden) if return_hidden else logits
+
+
+# ------------------------------------------------------------------------------------ KV cache
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class KVCache:
+    """Decoding cache, one slot per token; all rows share the write index (left-padded prompts).
+
+    k, v:  [L, B, S_max, K, h] in the compute dtype.
+    mask:  [B, S_max] bool, the slot holds a real token.
+    pos:   [B, S_max] int32, the position id of the token in each slot.
+    index: int32 scalar, the next slot to write.
+    """
+
+    k: jax.Array
+    v: jax.Array
+    mask: jax.Array
+    pos: jax.Array
+    index: jax.Array
+
+
+def init_cache(config: ModelConfig, batch: int, max_len: int, dtype=None) -> KVCache:
+    """An empty cache (mask False, index 0) for `batch` rows of up to `max_len` tokens."""
+    dtype = config.compute_dtype if dtype is None else jnp.dtype(dtype)
+    shape = (config.n_layers, batch, max_len, config.n_kv_heads, config.head_dim)
+    return KVCache(
+        k=jnp.zeros(shape, dtype),
+        v=jnp.zeros(shape, dtype),
+        mask=jnp.zeros((batch, max_len), bool),
+        pos=jnp.zeros((batch, max_len), jnp.int32),
+        index=jnp.zeros((), jnp.int32),
+    )
+
+
+def cache_logical_axes(config: ModelConfig | None = None) -> KVCache:
+    """Logical axis names for each KVCache leaf (for `humanai_jax.sharding.tree_shardings`)."""
+    kv = ("layers", "cache_batch", "cache_seq", "kv_heads", "head_dim")
+    return KVCache(k=kv, v=kv, mask=("cache_batch", "cache_seq"), pos=("cache_batch", "cache_seq"), index=())
+
+
+def forward_cached(
+    params,
+    tokens: jax.Array,
+    config: ModelConfig,
+    cache: KVCache,
+    *,
+    positions: jax.Array,
+    token_mask: jax.Array | None = None,
+    rules=None,
+):
+    """Runs T new tokens [B, T] against the cache; returns (logits [B,T,V] f32, hidden [B,T,D], cache).
+
+    Writes the new K/V at slots index .. index+T-1 (the caller keeps index + T <= S_max:
+    `dynamic_update_slice` clamps out-of-range writes). Query t of row b sees slot s iff
+    mask[b, s] and s <= index + t, and (sliding window) pos_q - pos[b, s] < W.
+    Works under jit for a prefill bucket (T = prompt length) and decode steps (T = 1).
+    """
+    B, T = tokens.shape
+    S = cache.k.shape[2]
+    index = cache.index.astype(jnp.int32)
+    token_mask = jnp.ones((B, T), bool) if token_mask is None else token_mask.astype(bool)
+    positions = positions.astype(jnp.int32)
+    mask = jax.lax.dynamic_update_slice(cache.mask, token_mask, (0, index))
+    pos = jax.lax.dynamic_update_slice(cache.pos, positions, (0, index))
+
+    query_slot = index + jnp.arange(T)
+    allowed = mask[:, None, :] & (jnp.arange(S)[None, None, :] <= query_slot[None, :, None])
+    if config.sliding_window is not None:
+        allowed &= (positions[:, :, None] - pos[:, None, :]) < config.sliding_window
+    cos, sin = L.rope_cos_sin(positions, config)
+    kv_axes = ("cache_batch", "cache_seq", "kv_heads", "head_dim")
+
+    def body(x, xs):
+        layer, k_cache, v_cache = xs
+        h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
+        q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
+        k_cache = jax.lax.dynamic_update_slice(k_cache, k.astype(k_cache.dtype), (0, index, 0, 0))
+        v_cache = jax.lax.dynamic_update_slice(v_cache, v.astype(v_cache.dtype), (0, index, 0, 0))
+        k_cache = constrain(k_cache, kv_axes, rules)
+        v_cache = constrain(v_cache, kv_axes, rules)
+        dtype = config.compute_dtype
+        attn = L.attend(q, k_cache.astype(dtype), v_cache.astype(dtype), allowed, config)
+        x = x + L.attention_out(layer, attn, config)
+        x = constrain(x, ("batch", "seq", "act_embed"), rules)
+        return _mlp_residual(layer, x, config, rules), (k_cache, v_cache)
+
+    x0 = _embed(params, tokens, config, rules)
+    x, (k_all, v_all) = _run_layers(body, x0, (params["layers"], cache.k, cache.v), config)
+    hidden = L.rms_norm(x, params["final_norm"], config.rms_eps)
+    logits = logits_from_hidden(params, hidden, config, rules)
+    return logits, hidden, KVCache(k=k_all, v=v_all, mask=mask, pos=pos, index=index + T)

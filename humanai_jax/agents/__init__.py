@@ -23,4 +23,7 @@ from humanai_jax.agents.structured import (
     extract_fields,
     extract_json,
     parse_xml_tags,
+    NULL,
+    batch_structured,
+    is_null_reply,
 )

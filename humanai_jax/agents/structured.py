@@ -168,3 +168,51 @@ def chat_xml(backend: ChatBackend, messages: Sequence[Message], tags: Sequence[s
 
     hint = "Reply again using exactly the tags " + ", ".join(f"<{t}></{t}>" for t in tags) + "."
     return _chat_with_repair(backend, messages, cfg, parse, hint, max_attempts=max_attempts, tag=tag)
+
+
+class NullOutput:
+    """Returned by a parse function when the model legitimately answered NULL (not a parse failure)."""
+
+    def __repr__(self):
+        return "NULL"
+
+
+NULL = NullOutput()
+
+
+def is_null_reply(text: str) -> bool:
+    return strip_wrappers(text).strip().strip(".").upper() == "NULL"
+
+
+def batch_structured(backend: ChatBackend, prompts: Sequence[Sequence[Message]], parse: Callable[[str], Any],
+                     cfg: GenConfig, *, tags: Sequence[str] | None = None, max_attempts: int = 3,
+                     repair_hint: str = "Reply again in the requested format only.") -> list[tuple[Any, str | None]]:
+    """Batched version of the repair loop: returns `[(value, None) | (None, error)]` in input order.
+
+    Round 1 sends every prompt through `backend.chat_batch`; each later round re-sends only the items
+    whose reply failed to parse, with the bad reply and a user turn quoting the error appended, up to
+    `max_attempts` rounds. Backend failures are not retried here (the backend already retried); they
+    come back as errors starting with "backend:". Parse failures come back as "parse: <error>".
+    """
+    histories = [list(p) for p in prompts]
+    tags = list(tags) if tags is not None else [""] * len(prompts)
+    out: list[tuple[Any, str | None]] = [(None, "not attempted")] * len(prompts)
+    pending = list(range(len(prompts)))
+    for _ in range(max_attempts):
+        if not pending:
+            break
+        results = backend.chat_batch([histories[i] for i in pending], cfg, tags=[tags[i] for i in pending])
+        still = []
+        for i, res in zip(pending, results):
+            if not res.ok:
+                out[i] = (None, f"backend: {res.error}")
+                continue
+            try:
+                out[i] = (parse(res.text), None)
+            except Exception as err:  # noqa: BLE001 - reported back to the model and to the caller
+                out[i] = (None, f"parse: {type(err).__name__}: {err}")
+                histories[i] += [{"role": "assistant", "content": res.text},
+                                 {"role": "user", "content": f"Your reply could not be used: {err}\n{repair_hint}"}]
+                still.append(i)
+        pending = still
+    return out

@@ -1,0 +1,58 @@
+"""LLM-judge scores and the keep rule (spec §6).
+
+The judge answers `<data><explanation/>...<dim>N</dim>...</data>`; `parse_scores` applies the
+reference regex `<(\\w+)>\\s*(\\d+)\\s*</\\1>`; `check_quality` is the reference keep rule.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+_SCORE = re.compile(r"<(\w+)>\s*(\d+)\s*</\1>")
+
+# Per-artifact thresholds (None = the default rule: overall >= 9 and every other dimension >= 8).
+THRESHOLDS: dict[str, dict[str, int] | None] = {
+    "social_qa": None,
+    "social_qa.emphasizereason_v3.reddit": dict(hallucination=8, coverage=8, fidelity=8, novelty=7, leakage=7,
+                                                 overall=8),
+    "social_qa.emphasizereason_v3.twitter": dict(hallucination=9, coverage=8, fidelity=8, novelty=7, leakage=7,
+                                                  overall=7),
+    "persona": dict(hallucination=8, coverage=7, conciseness=8, relevance=8, overall=8),
+    "profile": dict(hallucination=8, coverage=8, relevance=9, fluency=9, conciseness=8, informativeness=8,
+                    novelty=8, overall=8),
+    "stories": dict(hallucination=8, coverage=8, informativeness=8, novelty=7, overall=8),
+    "scenario": None,
+}
+
+
+def parse_scores(text: str | None) -> dict[str, int]:
+    """`{dimension: score}` for every `<dim>N</dim>` in the judge's reply (later duplicates win)."""
+    return {k: int(v) for k, v in _SCORE.findall(text or "")}
+
+
+def check_quality(scores: Mapping[str, int] | None, metrics: Mapping[str, int] | None = None) -> bool:
+    """The reference keep rule. Missing or empty scores mean reject.
+
+    With `metrics`: every listed dimension must be present and >= its threshold. Without (default):
+    `overall >= 9` and every other parsed dimension >= 8.
+    """
+    if not scores:
+        return False
+    if metrics is not None:
+        return all(k in scores and scores[k] >= v for k, v in metrics.items())
+    if "overall" not in scores or scores["overall"] < 9:
+        return False
+    return all(v >= 8 for k, v in scores.items() if k != "overall")
+
+
+def thresholds_for(artifact: str, variant: str | None = None, platform: str | None = None) -> dict | None:
+    """Looks up the keep thresholds: the Social QA reason variant has platform-specific ones.
+
+    Blogger reason_v3 uses the default rule, as do all Blogger Social QA variants.
+    """
+    if artifact == "social_qa" and variant == "emphasizereason_v3" and platform in ("reddit", "twitter"):
+        return THRESHOLDS[f"social_qa.emphasizereason_v3.{platform}"]
+    if artifact not in THRESHOLDS:
+        raise ValueError(f"unknown judged artifact {artifact!r}; known: {sorted(THRESHOLDS)}")
+    return THRESHOLDS[artifact]

@@ -1,0 +1,119 @@
+r"""Causal-LM training (generic trainer `experiments/lm.py`).
+
+COMMAND (default experiment: a small model trained from scratch on a generated corpus, CPU, minutes):
+  python -m experiments.run --config configs/lm.py:tiny --workdir /tmp/lm_tiny
+
+Variants (first word of the config argument; `key=value` pairs after a comma override variant args):
+  tiny               ~0.9M-parameter Qwen2-style model, own BPE tokenizer, 300 steps (default)
+  hf                 fine-tune a HF checkpoint dir: configs/lm.py:hf,hf_path=/path/to/Qwen2.5-0.5B-Instruct
+  qwen2.5_0.5b       Qwen2.5-0.5B shapes (pass hf_path=... to load the real weights), FSDP over all devices
+  qwen2.5_7b_fsdp8   Qwen2.5-7B shapes, bf16 compute, full remat, FSDP over 8 devices, chunked loss;
+                     see its memory plan with `python -m experiments.memory_plan --config configs/lm.py:qwen2.5_7b_fsdp8`
+
+Any field can be overridden on the command line: `--config.train.steps=50 --config.mesh.tensor=2`.
+"""
+
+import ml_collections
+
+from humanai_jax.configs import choose_variant, parse_arg
+from humanai_jax.sharding import DEFAULT_RULES
+
+_VARIANTS = {
+    "tiny": dict(),
+    "hf": dict(),
+    "qwen2.5_0.5b": dict(),
+    "qwen2.5_7b_fsdp8": dict(),
+}
+
+# Real Qwen2.5 shapes (config.json of Qwen/Qwen2.5-0.5B and -7B).
+_QWEN25 = {
+    "qwen2.5_0.5b": dict(d_model=896, n_layers=24, n_heads=14, n_kv_heads=2, head_dim=64, mlp_dim=4864,
+                         vocab_size=151936, tie_embeddings=True),
+    "qwen2.5_7b_fsdp8": dict(d_model=3584, n_layers=28, n_heads=28, n_kv_heads=4, head_dim=128, mlp_dim=18944,
+                             vocab_size=152064, tie_embeddings=False),
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    variant, rest = choose_variant(arg, _VARIANTS, default="tiny")
+    args = parse_arg(rest, hf_path="", steps=0)
+
+    c = ml_collections.ConfigDict()
+    c.experiment = "lm"
+    c.seed = 0
+
+    # Model: from scratch (shapes below) or from a HF checkpoint dir (`hf_path`; shapes then come
+    # from its config.json and only dtype/param_dtype/scan_layers/remat apply).
+    c.model = ml_collections.ConfigDict(dict(
+        hf_path=args.hf_path,
+        family="qwen2",  # qwen2 | llama | qwen3 | mistral | phi3 (from-scratch models)
+        vocab_size=0,  # 0 = the tokenizer's size rounded up to a multiple of 128
+        d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, head_dim=0, mlp_dim=384,
+        tie_embeddings=True,
+        dtype="float32",  # compute dtype ("bfloat16" = mixed precision; params stay in param_dtype)
+        param_dtype="float32",
+        scan_layers=True,
+        remat="none",  # none | full | dots
+    ))
+
+    # Mesh axes (data, fsdp, tensor); one size may be -1 = all remaining devices.
+    c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, axis_type="auto"))
+    # Logical axis -> mesh axes. Moving between DP / FSDP / TP is a change here and in `mesh`.
+    c.rules = ml_collections.ConfigDict({k: tuple(v) for k, v in DEFAULT_RULES.items()})
+
+    c.data = ml_collections.ConfigDict(dict(
+        source="synthetic",  # synthetic (generated offline) | file (data.path: .jsonl with text_field, or .txt)
+        path="", text_field="text",
+        num_docs=6000,
+        tokenizer="",  # a HF tokenizer dir; "" = hf_path's, else train a BPE into WORKDIR/tokenizer
+        vocab_size=512,  # size of the BPE trained when no tokenizer is given
+        seq_len=128,
+        eval_fraction=0.05,
+        seed=0,  # the batch at step s is a pure function of (seed, s)
+    ))
+
+    c.optim = ml_collections.ConfigDict(dict(
+        name="adamw", lr=3e-3, schedule="warmup_cosine", warmup_steps=30, decay_steps=0, end_lr_frac=0.1,
+        b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, clip_norm=1.0,
+    ))
+
+    c.train = ml_collections.ConfigDict(dict(
+        steps=300,
+        batch_size=16,  # global batch (sequences per optimizer step)
+        grad_accum=1,  # micro-batches per step (lax.scan), one update per step
+        loss_chunk=0,  # >0: chunked cross-entropy over this many positions at a time
+        log_every=10,
+        eval_every=100,
+        eval_batches=8,
+        peak_flops=0.0,  # per-device peak FLOP/s for MFU; 0 = vendor table (TPU/GPU) or measured (CPU)
+        distributed="auto",  # auto | on | off: jax.distributed.initialize()
+        progress=True,
+        slow_step_s=0.0,  # sleep after each step (only to test preemption)
+    ))
+
+    c.ckpt = ml_collections.ConfigDict(dict(
+        dir="",  # "" = WORKDIR/checkpoints
+        every=100, keep=3, async_save=True,
+        resume=True,  # restore the newest readable checkpoint in dir
+    ))
+
+    if variant == "hf":
+        # Fine-tune a HF checkpoint on the generated corpus with its own tokenizer.
+        c.optim.update(lr=2e-5, warmup_steps=10, weight_decay=0.0)
+        c.train.update(steps=100, batch_size=4, log_every=5, eval_every=50, loss_chunk=64)
+        c.ckpt.every = 50
+    elif variant in _QWEN25:
+        shapes = dict(_QWEN25[variant])
+        c.model.update(family="qwen2", **shapes)
+        c.data.vocab_size = 512
+        c.optim.update(lr=1e-5, warmup_steps=100, weight_decay=0.0)
+        c.train.update(steps=1000, batch_size=8, loss_chunk=512)
+        c.ckpt.every = 200
+        if variant == "qwen2.5_7b_fsdp8":
+            c.model.update(dtype="bfloat16", remat="full")
+            c.mesh.update(fsdp=8)
+            c.data.seq_len = 4096
+            c.train.update(batch_size=8, grad_accum=1)
+    if args.steps:
+        c.train.steps = args.steps
+    return c

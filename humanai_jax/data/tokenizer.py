@@ -1,0 +1,43 @@
+"""Tokenizers: train a byte-level BPE locally with `tokenizers`, saved as a Hugging Face
+`PreTrainedTokenizerFast` directory (`tokenizer.json` + `tokenizer_config.json`), or load any HF
+tokenizer directory (e.g. the one next to a checkpoint)."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str):
+    """Trains a byte-level BPE with `vocab_size` entries (including EOS and PAD) on `texts`, saves it to
+    `out_dir` and returns the `PreTrainedTokenizerFast`. Deterministic for the same texts."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=PAD)
+    os.makedirs(out_dir, exist_ok=True)
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def load_tokenizer(path: str):
+    """Loads a HF tokenizer directory (offline)."""
+    from transformers import AutoTokenizer
+
+    if not os.path.exists(os.path.join(path, "tokenizer.json")) and not os.path.exists(
+        os.path.join(path, "tokenizer_config.json")
+    ):
+        raise FileNotFoundError(f"{path} holds no tokenizer.json / tokenizer_config.json")
+    return AutoTokenizer.from_pretrained(path)

@@ -92,6 +92,8 @@ class StageReport:
     skipped_done: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
     def count(self, stage: str, reason: str | None, n: int = 1) -> None:
+        if n <= 0:
+            return
         if reason is None:
             self.kept[stage] += n
         else:
@@ -445,6 +447,8 @@ def post_synthesis(backend, v1_logs: Sequence[dict], v2_logs: Sequence[dict], ou
         for g in qualified:
             units[g["log_id"]] = g
             if g["log_id"] in v2_ids:
+                v2 = v2_ids[g["log_id"]]
+                units[g["log_id"]] = dict(g, tag_v2=v2["tag_v2"], rewrite_v2=v2["rewrite_v2"])
                 jobs[g["log_id"]].append("post_summary_v2")
 
     def process(batch):

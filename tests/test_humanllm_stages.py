@@ -1,0 +1,154 @@
+"""LLM stages of the HumanLLM pipeline with a scripted backend: parsing, repair, judge rule, resume."""
+
+import json
+import re
+
+import pytest
+
+from humanai_jax.agents import ScriptedBackend
+from humanai_jax.humanllm import judge, stages
+
+
+def test_parse_scores_and_check_quality():
+    text = "<data><explanation>fine 10</explanation><hallucination> 9 </hallucination><overall>9</overall>" \
+           "<novelty>8</novelty></data>"
+    scores = judge.parse_scores(text)
+    assert scores == {"hallucination": 9, "overall": 9, "novelty": 8}
+    assert judge.check_quality(scores)
+    assert not judge.check_quality(dict(scores, novelty=7))
+    assert not judge.check_quality(dict(scores, overall=8))
+    assert not judge.check_quality({})  # missing judgment = reject
+    assert not judge.check_quality(judge.parse_scores("garbage"))
+    persona = judge.thresholds_for("persona")
+    ok = dict(hallucination=8, coverage=7, conciseness=8, relevance=8, overall=8)
+    assert judge.check_quality(ok, persona)
+    assert not judge.check_quality({k: v for k, v in ok.items() if k != "coverage"}, persona)
+    tw = judge.thresholds_for("social_qa", "emphasizereason_v3", "twitter")
+    rd = judge.thresholds_for("social_qa", "emphasizereason_v3", "reddit")
+    s = dict(hallucination=8, coverage=8, fidelity=8, novelty=7, leakage=7, overall=7)
+    assert not judge.check_quality(s, tw) and not judge.check_quality(s, rd)
+    assert judge.check_quality(dict(s, hallucination=9), tw)
+    assert judge.check_quality(dict(s, overall=8), rd)
+    assert judge.thresholds_for("social_qa", "emphasizereason_v3", "blogger") is None
+
+
+def _text_of(messages):
+    m = re.search(r"(?:Text|Post):\n(.*?)(?:\n\n|\n*\Z)", messages[0]["content"], re.DOTALL)
+    return m.group(1) if m else ""
+
+
+def _make_backend(fail_tag_once=True):
+    state = {"failed": False}
+
+    def tag_blogger(messages):
+        text = _text_of(messages)
+        if "BADTAG" in text and fail_tag_once and not state["failed"]:
+            state["failed"] = True
+            return "I think it is good"  # unparsable: the stage must send a repair turn
+        return "<quality>low</quality>" if "LOWQ" in text else "<quality>high</quality>"
+
+    def judge_reply(messages):
+        content = messages[0]["content"]
+        dims = re.findall(r"<(\w+)>N</\1>", content)
+        score = 6 if "WEAKQA" in content else 9
+        return "<data><explanation>ok</explanation>" + "".join(f"<{d}>{score}</{d}>" for d in dims) + "</data>"
+
+    return ScriptedBackend([
+        (r"humanllm\.rewrite_v1", None, lambda m: _text_of(m).replace("#tag", "").strip()),
+        (r"humanllm\.tag_v1", None, tag_blogger),
+        (r"humanllm\.tag_v2", None, '{"unsafe content": "NO", "social event": "YES"}'),
+        (r"humanllm\.rewrite_v2", None, lambda m: _text_of(m) + " (v2)"),
+        (r"humanllm\.persona", None, "The user is a student who writes about school."),
+        (r"humanllm\.profile", None, "NULL"),
+        (r"humanllm\.stories", None, '```json\n[{"summary": "I moved", "content": "I moved to a new city."},'
+                                     ' {"summary": "I sang", "content": "I sang."},'
+                                     ' {"summary": "I ran", "content": "I ran."}]\n```'),
+        (r"humanllm\.writing_style", None, "The user writes short plain sentences."),
+        (r"humanllm\.socialqa_generic", None,
+         lambda m: ("<data><scenario>WEAKQA s</scenario><question>q?</question><answer>a</answer></data>"
+                    if "weak" in _text_of(m) else
+                    "<data><scenario>s</scenario><question>q?</question><answer>a</answer></data>")),
+        (r"humanllm\.socialqa_.*", None, "NULL"),
+        (r"humanllm\.long_scenario_from_single_blog", None,
+         "<characters><character>Ann: kind</character></characters><summary>Ann moves</summary>"
+         "<scenario>Ann packs her bags.</scenario>"),
+        (r"humanllm\.(single_long_story|single_long_story_focusonbehavior|thoughts_single_blog)", None, "NULL"),
+        (r"humanllm\.post_summary_v2", None, "The author describes a day."),
+        (r"humanllm\.judge\..*", None, judge_reply),
+    ])
+
+
+def _logs():
+    logs = []
+    for u in range(3):
+        for k in range(4):
+            text = f"user {u} post {k} #tag about my day" + (" LOWQ" if (u == 2 and k > 0) else "") + \
+                   (" BADTAG" if (u == 0 and k == 0) else "") + (" weak" if k == 3 else "")
+            logs.append({"uid": f"u{u}", "log_id": f"b:{u}:{k}", "platform": "blogger", "timestamp": 1e9 + 86400 * k,
+                         "type": "blog", "raw_text": text, "rewrite_v1": None, "rewrite_v2": None, "parent": None,
+                         "item": None, "tag_v1": None, "tag_v2": None, "summary": None, "social_qa": [],
+                         "scenarios": []})
+    return logs
+
+
+def _run_all(backend, tmp_path, report):
+    s = stages.LLMSettings(batch_size=5)
+    v1 = stages.clean_v1(backend, _logs(), str(tmp_path / "v1.jsonl"), "blogger", report, s)
+    v2 = stages.clean_v2(backend, v1, str(tmp_path / "v2.jsonl"), "blogger", report, s)
+    users = stages.user_synthesis(backend, v1, v2, str(tmp_path / "users.jsonl"), "blogger", report, s)
+    posts = stages.post_synthesis(backend, v1, v2, str(tmp_path / "posts.jsonl"), "blogger", report, s)
+    jusers = stages.judge_users(backend, users, v1, str(tmp_path / "users_judged.jsonl"), "blogger", report, s)
+    jposts = stages.judge_posts(backend, posts, str(tmp_path / "posts_judged.jsonl"), "blogger", report, s)
+    return v1, v2, users, posts, jusers, jposts
+
+
+def test_pipeline_stages_end_to_end_and_resume(tmp_path):
+    backend = _make_backend()
+    report = stages.StageReport()
+    v1, v2, users, posts, jusers, jposts = _run_all(backend, tmp_path, report)
+
+    assert [g["rewrite_v1"] for g in v1[:2]] == ["user 0 post 0  about my day BADTAG", "user 0 post 1  about my day"]
+    assert sum(g["tag_v1"]["quality"] == "high" for g in v1) == 9  # u2 has 3 LOWQ posts
+    # the BADTAG item needed one repair turn: its second request quotes the parse error
+    repair = [c for c in backend.calls if c.tag == "humanllm.tag_v1" and len(c.messages) == 3]
+    assert len(repair) == 1 and "missing or empty tags" in repair[0].messages[-1]["content"]
+    d = report.to_dict()
+    assert d["select_v2"]["kept"] == 8 and d["select_v2"]["dropped"] == {"user_below_3_qualified_posts": 4}
+    assert len(v2) == 8 and all(g["rewrite_v2"].endswith("(v2)") for g in v2)
+    assert [u["uid"] for u in users] == ["u0", "u1"]
+    u0 = users[0]
+    assert u0["persona"].startswith("The user is") and u0["profile"] is None and len(u0["stories"]) == 3
+    assert d["user_synthesis.profile"]["dropped"] == {"null": 2}
+    # per post: generic QA, the reason/thought/action variants return NULL, one scenario, one summary
+    assert len(posts) == 8 and all(len(p["social_qa"]) == 1 and len(p["scenarios"]) == 1 for p in posts)
+    assert all(p["summary"] == "The author describes a day." for p in posts)
+    assert d["post_synthesis.socialqa_emphasizereason_v3"]["dropped"] == {"null": 8}
+    # judge: weak QA pairs (score 6) are rejected, the rest kept; persona and stories pass
+    assert d["judge.social_qa.generic"] == {"kept": 6, "dropped": {"below_threshold": 2}, "skipped_done": 0}
+    assert all(u["persona"] and u["stories"] for u in jusers)
+    assert sum(len(p["social_qa"]) for p in jposts) == 6
+
+    n_calls = len(backend.calls)
+    report2 = stages.StageReport()
+    again = _run_all(backend, tmp_path, report2)
+    assert len(backend.calls) == n_calls  # everything was already done: no new LLM calls
+    assert report2.to_dict()["clean_v1"]["skipped_done"] == 12
+    assert [json.dumps(x, sort_keys=True) for x in again[5]] == [json.dumps(x, sort_keys=True) for x in jposts]
+
+
+def test_backend_errors_are_counted_not_dropped(tmp_path):
+    backend = ScriptedBackend([(r"humanllm\.rewrite_v1", lambda m: "post 1" not in m[0]["content"], "clean text")])
+    report = stages.StageReport()
+    out = stages.clean_v1(backend, _logs()[:3], str(tmp_path / "v1.jsonl"), "blogger", report,
+                          stages.LLMSettings())
+    # post 1's rewrite and all tags have no rule: strict backend raises, the batch records the error
+    assert [g["_drop"] for g in out] == ["tag_v1_backend_error", "rewrite_backend_error", "tag_v1_backend_error"]
+    assert report.to_dict()["clean_v1"]["dropped"] == {"tag_v1_backend_error": 2, "rewrite_backend_error": 1}
+
+
+def test_prompt_templates_render_and_require_fields():
+    text = stages.render("tag_v1", text="hello", platform="reddit")
+    assert "hello" in text and "<quality>high|medium|low</quality>" in text
+    with pytest.raises(KeyError, match="platform"):
+        stages.render("tag_v1", text="hello")
+    assert stages.truncate_tokens("a b c d", 2) == "a b"

@@ -89,7 +89,7 @@ def train_step(
     rng, _ = jax.random.split(state["rng"])  # the step's own key would feed dropout; none is used yet
     metrics = {
         "loss": loss,
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": optax.tree.norm(grads),
         "tokens": count,
     }
     if schedule is not None:

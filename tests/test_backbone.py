@@ -1,0 +1,250 @@
+"""Backbone behaviour: padding, packing, KV cache, bf16, training->export, sharded load, remat/scan.
+
+References are transformers+torch (eager, f32) or our own full forward after it was itself
+checked against torch in test_backbone_hf.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from test_backbone_common import (
+    VARIANTS,
+    forward_jit,
+    load_torch,
+    make_hf_model,
+    max_diff,
+    random_tokens,
+    torch,
+    torch_logits,
+)
+
+from humanai_jax import backbone as bb
+from humanai_jax.sharding import ShardingRules, make_mesh, tree_shardings
+
+TOL = 1e-4
+
+
+def _family(name, tmp_path_factory):
+    model = make_hf_model(name, seed=7)
+    root = tmp_path_factory.mktemp(name)
+    model.save_pretrained(root / "hf")
+    config, params = bb.load_pretrained(root / "hf")
+    return types.SimpleNamespace(name=name, model=model, root=root, config=config, params=params)
+
+
+@pytest.fixture(scope="module")
+def qwen2(tmp_path_factory):
+    return _family("qwen2_untied", tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=["qwen2_untied", "mistral_window"])
+def fam(request, tmp_path_factory, qwen2):
+    return qwen2 if request.param == "qwen2_untied" else _family(request.param, tmp_path_factory)
+
+
+def _left_pad(rows: list[np.ndarray], pad_id: int = 0):
+    """Left-pads rows to a common length -> tokens [B, T], attention_mask [B, T]."""
+    T = max(len(r) for r in rows)
+    tokens = np.full((len(rows), T), pad_id, np.int32)
+    mask = np.zeros((len(rows), T), np.int32)
+    for b, r in enumerate(rows):
+        tokens[b, T - len(r):] = r
+        mask[b, T - len(r):] = 1
+    return tokens, mask
+
+
+# ------------------------------------------------------------------------------------ padding/packing
+def test_left_padded_batch_equals_unpadded_rows(fam):
+    long, short = random_tokens(1, 80, seed=11)[0], random_tokens(1, 67, seed=12)[0]
+    tokens, mask = _left_pad([long, short])
+    positions = bb.default_positions(2, 80, attention_mask=jnp.asarray(mask))
+    np.testing.assert_array_equal(positions[1], np.r_[np.zeros(13), np.arange(67)])
+    padded = forward_jit(fam.params, tokens, fam.config, attention_mask=mask)
+    for b, row in enumerate([long, short]):
+        alone = torch_logits(fam.model, row[None])[0]
+        assert max_diff(padded[b, 80 - len(row):], alone) <= TOL
+
+
+def test_packed_segments_equal_separate_sequences(fam):
+    a, b, c = (random_tokens(1, n, seed=s)[0] for n, s in ((30, 21), (42, 22), (8, 23)))
+    packed = np.concatenate([a, b, c])[None]
+    segment_ids = np.repeat([1, 2, 3], [30, 42, 8])[None]
+    logits = forward_jit(fam.params, packed, fam.config, segment_ids=segment_ids)
+    start = 0
+    for seq in (a, b, c):
+        alone = torch_logits(fam.model, seq[None])[0]
+        assert max_diff(logits[0, start:start + len(seq)], alone) <= TOL
+        start += len(seq)
+
+
+# ------------------------------------------------------------------------------------ KV cache
+def test_cached_prefill_and_steps_equal_full_forward(fam):
+    """Left-padded prefill (bucket 12), then forced writes of 1, 3, 1, 1, 1 tokens, against torch's full pass."""
+    prompts = [random_tokens(1, 12, seed=31)[0], random_tokens(1, 9, seed=32)[0]]
+    tokens, mask = _left_pad(prompts)
+    cont = random_tokens(2, 7, seed=33)
+    full_tokens = np.concatenate([tokens, cont], axis=1)
+    full_mask = np.concatenate([mask, np.ones_like(cont)], axis=1)
+    full_pos = np.asarray(bb.default_positions(2, 19, attention_mask=jnp.asarray(full_mask)))
+    reference = torch_logits(fam.model, full_tokens, attention_mask=full_mask, position_ids=full_pos)
+
+    step = jax.jit(bb.forward_cached, static_argnames=("config",))
+    cache = bb.init_cache(fam.config, batch=2, max_len=24)
+    assert cache.k.shape == (2, 2, 24, 2, fam.config.head_dim) and int(cache.index) == 0
+    start = 0
+    for length in (12, 1, 3, 1, 1, 1):
+        sl = slice(start, start + length)
+        logits, hidden, cache = step(fam.params, full_tokens[:, sl], fam.config, cache,
+                                     positions=full_pos[:, sl], token_mask=full_mask[:, sl].astype(bool))
+        assert hidden.shape == (2, length, fam.config.d_model)
+        real = full_mask[:, sl].astype(bool)
+        assert max_diff(np.asarray(logits)[real], reference[:, sl][real]) <= TOL
+        start += length
+    assert int(cache.index) == 19
+    np.testing.assert_array_equal(np.asarray(cache.mask)[:, :19], full_mask.astype(bool))
+    np.testing.assert_array_equal(np.asarray(cache.pos)[:, :19], full_pos)
+    assert not np.asarray(cache.mask)[:, 19:].any()
+
+
+# ------------------------------------------------------------------------------------ dtypes
+def test_bf16_compute_runs_and_stays_close(qwen2):
+    tokens = random_tokens(2, 80, seed=41)
+    f32 = forward_jit(qwen2.params, tokens, qwen2.config)
+    bf16_config = dataclasses.replace(qwen2.config, dtype="bfloat16")
+    logits, hidden = forward_jit(qwen2.params, tokens, bf16_config, return_hidden=True)
+    assert logits.dtype == jnp.float32 and hidden.dtype == jnp.bfloat16
+    assert np.isfinite(np.asarray(logits)).all()
+    assert max_diff(logits, f32) <= 0.05 * float(np.abs(f32).max())
+
+
+def test_bf16_checkpoint_loads_and_exports_bit_exact(tmp_path):
+    model = make_hf_model("qwen3_head_dim", seed=5).to(torch.bfloat16)
+    model.save_pretrained(tmp_path / "hf")
+    config, params = bb.load_pretrained(tmp_path / "hf", dtype=jnp.bfloat16)
+    assert config.dtype == "bfloat16" and params["embed"].dtype == jnp.bfloat16
+    tokens = random_tokens(1, 70, seed=42)
+    ours = forward_jit(params, tokens, config)
+    ref = torch_logits(model.float(), tokens)  # same bf16 weights, f32 maths
+    assert max_diff(ours, ref) <= 0.05 * float(np.abs(ref).max())
+    bb.save_pretrained(tmp_path / "ours", config, params)
+    reloaded = transformers_bf16(tmp_path / "ours")
+    model = model.to(torch.bfloat16)
+    for key, value in reloaded.state_dict().items():
+        assert value.dtype == torch.bfloat16 and torch.equal(value, model.state_dict()[key]), key
+
+
+def transformers_bf16(path):
+    import transformers
+
+    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16)
+
+
+# ------------------------------------------------------------------------------------ training round trip
+@pytest.mark.parametrize("variant", ["qwen2_tied", "phi3_fused"])
+def test_export_after_training_reloads_in_torch(variant, tmp_path_factory):
+    fam = _family(variant, tmp_path_factory)
+    tokens = jnp.asarray(random_tokens(4, 33, seed=51))
+    optimizer = optax.adam(1e-2)
+
+    def loss_fn(params):
+        logits = bb.forward(params, tokens[:, :-1], fam.config)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+
+    @jax.jit
+    def train_step(params, opt_state):
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    params, opt_state = fam.params, optimizer.init(fam.params)
+    losses = []
+    for _ in range(4):
+        params, opt_state, loss = train_step(params, opt_state)
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+    bb.save_pretrained(fam.root / "trained", fam.config, params)
+    reloaded = load_torch(fam.root / "trained")
+    probe = random_tokens(2, 70, seed=52)
+    ours = forward_jit(params, probe, fam.config)
+    assert max_diff(ours, torch_logits(reloaded, probe)) <= TOL
+    assert max_diff(ours, torch_logits(fam.model, probe)) > 1e-2  # the weights really moved
+
+
+# ------------------------------------------------------------------------------------ sharding
+def test_sharded_load_places_shards_and_matches(qwen2):
+    mesh = make_mesh({"fsdp": 2, "tensor": 2})
+    rules = ShardingRules.create(mesh)
+    config, params = bb.load_pretrained(qwen2.root / "hf", mesh=mesh)
+    axes = bb.param_logical_axes(config)
+    expected = tree_shardings(rules, axes, bb.param_shapes(config))
+    for (path, leaf), want, ref in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(expected),
+                                       jax.tree.leaves(qwen2.params)):
+        assert leaf.sharding.is_equivalent_to(want, leaf.ndim), path
+        np.testing.assert_array_equal(np.asarray(leaf), np.asarray(ref))
+    assert params["layers"]["wq"].sharding.spec == jax.P(None, "fsdp", "tensor", None)
+    assert len(params["layers"]["wq"].addressable_shards) == 4
+    assert params["layers"]["wq"].addressable_shards[0].data.shape == (2, 32, 2, 16)
+
+    tokens = random_tokens(4, 72, seed=61)
+    sharded = forward_jit(params, tokens, config, rules=rules)
+    assert max_diff(sharded, forward_jit(qwen2.params, tokens, config)) <= 1e-5
+
+    # Born-sharded random init: same values as the single-device init, placed by the rules.
+    init = jax.jit(functools.partial(bb.init_params, config), out_shardings=expected)
+    born = init(jax.random.key(3))
+    plain = bb.init_params(config, jax.random.key(3))
+    assert born["layers"]["w_up"].sharding.spec == jax.P(None, "fsdp", "tensor")
+    # (1-ulp differences: XLA may fuse the scaling differently when the output is sharded)
+    assert max(max_diff(a, b) for a, b in zip(jax.tree.leaves(born), jax.tree.leaves(plain))) <= 1e-7
+
+
+# ------------------------------------------------------------------------------------ scan / remat
+def test_unrolled_and_remat_paths_agree(qwen2):
+    tokens = jnp.asarray(random_tokens(2, 24, seed=71))
+
+    def loss(params, config):
+        return jnp.mean(bb.forward(params, tokens, config) ** 2)
+
+    grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
+    base_loss, base_grad = grad(qwen2.params, qwen2.config)
+    for change in (dict(scan_layers=False), dict(remat="full"), dict(remat="dots")):
+        value, g = grad(qwen2.params, dataclasses.replace(qwen2.config, **change))
+        assert abs(float(value) - float(base_loss)) <= 1e-6, change
+        assert max(max_diff(a, b) for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(base_grad))) <= 1e-6, change
+
+
+# ------------------------------------------------------------------------------------ configs and files
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_config_round_trips_through_hf_dict(variant):
+    from test_backbone_common import hf_config
+
+    config = bb.ModelConfig.from_hf_dict(hf_config(variant).to_dict())
+    assert bb.ModelConfig.from_hf_dict(config.to_hf_dict()) == config
+    assert hash(config) == hash(dataclasses.replace(config))
+    assert dataclasses.replace(config, dtype=jnp.bfloat16).dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("model_type", ["qwen2", "llama"])
+def test_small_from_scratch_model_exports_to_torch(model_type, tmp_path):
+    config = bb.ModelConfig.small(vocab_size=96, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2,
+                                  model_type=model_type, tie_embeddings=model_type == "qwen2")
+    params = bb.init_params(config, jax.random.key(0))
+    assert float(jnp.std(params["layers"]["wq"])) == pytest.approx(0.02, rel=0.1)
+    bb.save_pretrained(tmp_path, config, params, max_shard_bytes=40_000)  # forces several files + index
+    assert (tmp_path / "model.safetensors.index.json").exists() and len(list(tmp_path.glob("model-*"))) > 1
+    tokens = np.random.RandomState(0).randint(0, 96, (2, 20))
+    reloaded = load_torch(tmp_path)
+    ours = forward_jit(params, tokens, config)
+    assert max_diff(ours, torch_logits(reloaded, tokens)) <= TOL
+    config2, params2 = bb.load_pretrained(tmp_path)
+    assert config2 == config
+    assert max_diff(forward_jit(params2, tokens, config2), ours) == 0.0

@@ -41,7 +41,9 @@ def _run_layers(body: Callable, x: jax.Array, xs: Any, config: ModelConfig):
 
 
 def _embed(params, tokens: jax.Array, config: ModelConfig, rules) -> jax.Array:
-    x = jnp.take(params["embed"], tokens, axis=0).astype(config.compute_dtype)
+    # mode="clip": an out-of-range id (e.g. a -1 pad) must not become a NaN row, which would
+    # leak into real tokens through 0 * NaN in the attention of masked keys.
+    x = jnp.take(params["embed"], tokens, axis=0, mode="clip").astype(config.compute_dtype)
     return constrain(x, ("batch", "seq", "act_embed"), rules)
 
 

@@ -114,6 +114,14 @@ def test_cached_prefill_and_steps_equal_full_forward(fam):
     np.testing.assert_array_equal(np.asarray(cache.pos)[:, :19], full_pos)
     assert not np.asarray(cache.mask)[:, 19:].any()
 
+    # The unrolled layer loop writes the same cache.
+    unrolled = dataclasses.replace(fam.config, scan_layers=False)
+    first = bb.forward_cached(fam.params, full_tokens[:, :12], unrolled, bb.init_cache(unrolled, 2, 24),
+                              positions=full_pos[:, :12], token_mask=full_mask[:, :12].astype(bool))
+    again = step(fam.params, full_tokens[:, :12], fam.config, bb.init_cache(fam.config, 2, 24),
+                 positions=full_pos[:, :12], token_mask=full_mask[:, :12].astype(bool))
+    assert max_diff(first[2].k, again[2].k) <= 1e-6 and max_diff(first[0], again[0]) <= 1e-5
+
 
 # ------------------------------------------------------------------------------------ dtypes
 def test_bf16_compute_runs_and_stays_close(qwen2):

@@ -24,20 +24,20 @@ _REMAT_POLICIES = {
 
 
 # ------------------------------------------------------------------------------------ layer stack
-def _run_layers(body: Callable, x: jax.Array, xs: Any, config: ModelConfig):
-    """Applies `body(x, layer_slice) -> (x, y)` over the leading (layer) axis of every leaf of xs.
+def _run_layers(body: Callable, carry: Any, xs: Any, config: ModelConfig):
+    """Applies `body(carry, layer_slice) -> (carry, y)` over the leading (layer) axis of xs.
 
-    Returns (x, ys) with ys stacked on a leading layer axis (like `lax.scan`).
+    Returns (carry, ys) with ys stacked on a leading layer axis (like `lax.scan`).
     """
     if config.remat != "none":
         body = jax.checkpoint(body, policy=_REMAT_POLICIES[config.remat])
     if config.scan_layers:
-        return jax.lax.scan(body, x, xs)
+        return jax.lax.scan(body, carry, xs)
     ys = []
     for i in range(config.n_layers):
-        x, y = body(x, jax.tree.map(lambda a: a[i], xs))
+        carry, y = body(carry, jax.tree.map(lambda a: a[i], xs))
         ys.append(y)
-    return x, jax.tree.map(lambda *a: jnp.stack(a), *ys) if ys and ys[0] is not None else None
+    return carry, jax.tree.map(lambda *a: jnp.stack(a), *ys) if ys and ys[0] is not None else None
 
 
 def _embed(params, tokens: jax.Array, config: ModelConfig, rules) -> jax.Array:
@@ -234,24 +234,29 @@ def forward_cached(
     if config.sliding_window is not None:
         allowed &= (positions[:, :, None] - pos[:, None, :]) < config.sliding_window
     cos, sin = L.rope_cos_sin(positions, config)
-    kv_axes = ("cache_batch", "cache_seq", "kv_heads", "head_dim")
+    kv_axes = ("layers", "cache_batch", "cache_seq", "kv_heads", "head_dim")
 
-    def body(x, xs):
-        layer, k_cache, v_cache = xs
+    # The whole cache rides in the scan carry and each layer writes only its T new slots in
+    # place (dynamic_update_slice on a loop-carried buffer), so a decode step does not copy the
+    # cache; the layer's slice is then read for attention.
+    def body(carry, xs):
+        x, k_all, v_all = carry
+        layer, i = xs
         h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
         q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
-        k_cache = jax.lax.dynamic_update_slice(k_cache, k.astype(k_cache.dtype), (0, index, 0, 0))
-        v_cache = jax.lax.dynamic_update_slice(v_cache, v.astype(v_cache.dtype), (0, index, 0, 0))
-        k_cache = constrain(k_cache, kv_axes, rules)
-        v_cache = constrain(v_cache, kv_axes, rules)
+        k_all = jax.lax.dynamic_update_slice(k_all, k[None].astype(k_all.dtype), (i, 0, index, 0, 0))
+        v_all = jax.lax.dynamic_update_slice(v_all, v[None].astype(v_all.dtype), (i, 0, index, 0, 0))
+        k_all = constrain(k_all, kv_axes, rules)
+        v_all = constrain(v_all, kv_axes, rules)
         dtype = config.compute_dtype
-        attn = L.attend(q, k_cache.astype(dtype), v_cache.astype(dtype), allowed, config)
+        attn = L.attend(q, k_all[i].astype(dtype), v_all[i].astype(dtype), allowed, config)
         x = x + L.attention_out(layer, attn, config)
         x = constrain(x, ("batch", "seq", "act_embed"), rules)
-        return _mlp_residual(layer, x, config, rules), (k_cache, v_cache)
+        return (_mlp_residual(layer, x, config, rules), k_all, v_all), None
 
-    x0 = _embed(params, tokens, config, rules)
-    x, (k_all, v_all) = _run_layers(body, x0, (params["layers"], cache.k, cache.v), config)
+    carry = (_embed(params, tokens, config, rules), cache.k, cache.v)
+    layer_ids = jnp.arange(config.n_layers, dtype=jnp.int32)
+    (x, k_all, v_all), _ = _run_layers(body, carry, (params["layers"], layer_ids), config)
     hidden = L.rms_norm(x, params["final_norm"], config.rms_eps)
     logits = logits_from_hidden(params, hidden, config, rules)
     return logits, hidden, KVCache(k=k_all, v=v_all, mask=mask, pos=pos, index=index + T)

@@ -231,16 +231,18 @@ def vpl_row_to_example(row: dict, *, user_type: str | None, split: str, seen_use
 
 
 def pets_examples(
-    sentences: PetSentences, split: str, *, num_rows: int | None = None, seed: int = 0, ood: bool = False
+    sentences: PetSentences, split: str, *, num_rows: int | None = None, seed: int = 0, ood: bool = False,
+    context_length: int = CONTEXT_LENGTH,
 ) -> list[PlusExample]:
     """Both users' examples of one split, interleaved (helpful, harmless, helpful, ...).
 
     `ood=True` replaces each row's context with a Pets-OOD context (test-time shift)."""
     per_user = []
     for user_type in USER_TYPES:
-        rows = add_contexts(generate_rows(sentences, user_type, split, num_rows=num_rows, seed=seed), seed=seed)
+        rows = generate_rows(sentences, user_type, split, num_rows=num_rows, seed=seed)
+        rows = add_contexts(rows, context_length=context_length, seed=seed)
         if ood:
-            shifted = ood_contexts(sentences, user_type, split, len(rows), seed=seed)
+            shifted = ood_contexts(sentences, user_type, split, len(rows), context_length=context_length, seed=seed)
             rows = [{**row, "contexts": ctx} for row, ctx in zip(rows, shifted)]
         per_user.append([vpl_row_to_example(r, user_type=user_type, split=split, ood=ood) for r in rows])
     return [ex for group in zip(*per_user) for ex in group]

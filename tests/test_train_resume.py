@@ -1,0 +1,118 @@
+"""The trainer as users run it (`python -m experiments.run` in a subprocess): killed mid-run with
+SIGKILL, or sent SIGTERM, it resumes from its newest checkpoint and reproduces the uninterrupted
+run's per-step losses exactly (data position included)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 12
+SMALL = [
+    "--config.model.d_model=32", "--config.model.n_layers=2", "--config.model.n_heads=4",
+    "--config.model.n_kv_heads=2", "--config.model.mlp_dim=64",
+    "--config.data.num_docs=300", "--config.data.vocab_size=300", "--config.data.seq_len=32",
+    "--config.train.batch_size=8", f"--config.train.steps={STEPS}", "--config.train.log_every=1",
+    "--config.train.eval_every=0", "--config.train.progress=False",
+    "--config.train.peak_flops=1e10", "--config.ckpt.every=3", "--config.ckpt.keep=10",
+    "--config.optim.warmup_steps=2",
+]
+
+
+def _launch(workdir, *extra):
+    cmd = [sys.executable, "-m", "experiments.run", "--config", "configs/lm.py:tiny", "--workdir", str(workdir), *SMALL, *extra]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc, timeout=600):
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def _losses(workdir) -> dict[int, float]:
+    """Last logged training loss per step (a resumed run re-logs the steps after its checkpoint)."""
+    out = {}
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            if "loss" in r:
+                out[r["step"]] = r["loss"]
+    return out
+
+
+def _wait_for(predicate, proc, timeout=600):
+    start = time.time()
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"trainer exited early ({proc.returncode}):\n{proc.stdout.read()[-3000:]}")
+        if time.time() - start > timeout:
+            proc.kill()
+            raise AssertionError("timed out waiting for the trainer")
+        time.sleep(0.05)
+
+
+def _steps_logged(workdir) -> int:
+    try:
+        return len(_losses(workdir))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    rc, out = _finish(_launch(workdir))
+    assert rc == 0, out[-3000:]
+    losses = _losses(workdir)
+    assert sorted(losses) == list(range(1, STEPS + 1))
+    results = json.load(open(workdir / "results.json"))
+    assert results["final_step"] == STEPS and not results["preempted"]
+    assert os.path.exists(workdir / "loss.png") and os.path.isdir(workdir / "checkpoints" / str(STEPS))
+    return losses
+
+
+def test_sigkill_mid_run_then_resume_reproduces_losses(uninterrupted, tmp_path):
+    proc = _launch(tmp_path, "--config.train.slow_step_s=0.4")
+    ckpt6 = tmp_path / "checkpoints" / "6"
+    _wait_for(lambda: (ckpt6 / "commit_success.txt").exists() or (ckpt6 / "_CHECKPOINT_METADATA").exists(), proc)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = _steps_logged(tmp_path)
+    assert 6 <= killed_at < STEPS, killed_at
+    rc, out = _finish(_launch(tmp_path))
+    assert rc == 0, out[-3000:]
+    assert "Resumed from checkpoint" in out
+    assert _losses(tmp_path) == uninterrupted  # exact equality, every step
+
+
+def test_sigterm_saves_then_resume_reproduces_losses(uninterrupted, tmp_path):
+    proc = _launch(tmp_path, "--config.train.slow_step_s=0.4")
+    _wait_for(lambda: _steps_logged(tmp_path) >= 4, proc)
+    proc.send_signal(signal.SIGTERM)
+    rc, out = _finish(proc)
+    assert rc == 0, out[-3000:]
+    results = json.load(open(tmp_path / "results.json"))
+    stopped = results["final_step"]
+    assert results["preempted"] and 4 <= stopped < STEPS
+    assert f"Preempted: saved checkpoint {stopped}" in out
+    assert (tmp_path / "checkpoints" / str(stopped)).is_dir()  # saved off the every-3 schedule if need be
+    rc, out = _finish(_launch(tmp_path))
+    assert rc == 0, out[-3000:]
+    assert f"Resumed from checkpoint {stopped}" in out
+    assert _losses(tmp_path) == uninterrupted
+
+
+def test_misspelled_config_key_errors_and_lists_valid_keys(tmp_path):
+    proc = _launch(tmp_path, "--config.train.stepz=5")
+    rc, out = _finish(proc)
+    assert rc != 0
+    assert "stepz" in out and "steps" in out and "batch_size" in out  # the valid keys are listed
+    assert not (tmp_path / "metrics.jsonl").exists()

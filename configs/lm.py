@@ -95,13 +95,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         dir="",  # "" = WORKDIR/checkpoints
         every=100, keep=3, async_save=True,
         resume=True,  # restore the newest readable checkpoint in dir
+        export_hf=False,  # at the end, write WORKDIR/hf_export (save_pretrained + tokenizer)
     ))
 
     if variant == "hf":
         # Fine-tune a HF checkpoint on the generated corpus with its own tokenizer.
         c.optim.update(lr=2e-5, warmup_steps=10, weight_decay=0.0)
         c.train.update(steps=100, batch_size=4, log_every=5, eval_every=50, loss_chunk=64)
-        c.ckpt.every = 50
+        c.ckpt.update(every=50, export_hf=True)
     elif variant in _QWEN25:
         shapes = dict(_QWEN25[variant])
         c.model.update(family="qwen2", **shapes)

@@ -248,6 +248,15 @@ def run(config, workdir: str) -> dict:
             bar.close()
 
         # --- 7. wrap-up ---------------------------------------------------------------------------
+        export_dir = None
+        if config.ckpt.export_hf and not preempted:  # a HF dir transformers can load
+            from humanai_jax.backbone import save_pretrained
+
+            export_dir = os.path.join(workdir, "hf_export")
+            params_host = jax.device_get(state["params"]) if jax.process_count() == 1 else _gather(state["params"])
+            if main:
+                save_pretrained(export_dir, model_cfg, params_host)
+                tokenizer.save_pretrained(export_dir)
         records = experiment.read_metrics(workdir) if main else []
         plot = _plot_losses(records, workdir) if main else None
         train_losses = _last_per_step(records, "loss")
@@ -263,7 +272,14 @@ def run(config, workdir: str) -> dict:
             "memory_plan": plan,
             "checkpoint_dir": ckpt_dir,
             "loss_plot": plot,
+            "hf_export": export_dir,
         }
+
+
+def _gather(tree):
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def _default_peak() -> float | None:

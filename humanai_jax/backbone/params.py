@@ -16,6 +16,7 @@ The tree is a plain dict (works unchanged with jit, grad, optax, Orbax):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -82,11 +83,13 @@ def param_shapes(config: ModelConfig) -> dict[str, Any]:
     return jax.tree.map(lambda i: jax.ShapeDtypeStruct(i.shape, dtype), param_info(config), is_leaf=_is_info)
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
 def init_params(config: ModelConfig, rng: jax.Array) -> dict[str, Any]:
     """HF-like random init: normal(0, initializer_range) matrices, ones norms, zero biases.
 
-    Pure and jit-able: `jax.jit(init_params, static_argnums=0, out_shardings=...)` creates the
-    parameters already sharded (no full copy on one device).
+    Jitted (one compile instead of one per leaf shape when called eagerly). Wrap it to create
+    the parameters already sharded (no full copy on one device):
+    `jax.jit(functools.partial(init_params, config), out_shardings=shardings)(rng)`.
     """
     infos, treedef = jax.tree.flatten(param_info(config), is_leaf=_is_info)
     keys = jax.random.split(rng, len(infos))

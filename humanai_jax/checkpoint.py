@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from absl import logging
 
 STATE, META = "state", "meta"
@@ -55,7 +56,8 @@ class Checkpointer:
         fingerprint: bool = True,
     ):
         self.fingerprint = fingerprint
-        self.directory = os.path.abspath(directory)
+        # Local paths are made absolute; remote ones (gs://bucket/run, shared by all hosts) pass through.
+        self.directory = directory if "://" in str(directory) else os.path.abspath(directory)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             save_interval_steps=save_interval_steps,
@@ -99,9 +101,9 @@ class Checkpointer:
         return steps[-1] if steps else None
 
     def _check_complete(self, step: int) -> None:
-        step_dir = os.path.join(self.directory, str(step))
+        step_dir = epath.Path(self.directory) / str(step)
         for item in (STATE, META):
-            if not os.path.isdir(os.path.join(step_dir, item)):
+            if not (step_dir / item).is_dir():
                 raise CheckpointError(f"checkpoint {step_dir} is incomplete: item {item!r} is missing")
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:

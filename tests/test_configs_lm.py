@@ -69,3 +69,18 @@ def test_memory_plan_follows_the_mesh_config():
     whole = L * (2 * D * H * Dh + 2 * D * K * Dh + (H + 2 * K) * Dh + 2 * D) + D
     assert split + whole == dp4["n_params"]
     assert tp4["params_bytes_per_device"] == 4 * (split // 4 + whole)
+
+
+def test_multihost_launch_detection():
+    from humanai_jax.train.loop import maybe_initialize_distributed, multihost_env_detected
+
+    assert multihost_env_detected({}) is None
+    assert multihost_env_detected({"SLURM_NTASKS": "1"}) is None  # a single-task SLURM job is one host
+    assert multihost_env_detected({"SLURM_NTASKS": "16"}) == "SLURM_NTASKS"
+    assert multihost_env_detected({"TPU_WORKER_HOSTNAMES": "10.0.0.2"}) is None  # single-host TPU VM
+    assert multihost_env_detected({"TPU_WORKER_HOSTNAMES": "10.0.0.2,10.0.0.3"}) == "TPU_WORKER_HOSTNAMES"
+    assert multihost_env_detected({"OMPI_COMM_WORLD_SIZE": "4"}) == "OMPI_COMM_WORLD_SIZE"
+    assert maybe_initialize_distributed("auto", environ={}) is False
+    assert maybe_initialize_distributed("off", environ={"SLURM_NTASKS": "16"}) is False
+    with pytest.raises(ValueError, match="auto, on or off"):
+        maybe_initialize_distributed("maybe", environ={})

@@ -12,7 +12,7 @@ Variants (data directory: `data_dir`, default ../shared/data/recsys/<name> relat
 
 Variant-string options (after the variant name, comma-separated): protocol=bars|honest,
 dense_alone=True|False, faithful_order, max_epochs=N, data_dir=PATH. Any field can also be
-overridden with --config.<field>=value (e.g. --config.dense.negatives=per_pair).
+overridden with --config.<field>=value (e.g. --config.dense.negative_group_size=1).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _base() -> ml_collections.ConfigDict:
     c.dense.n_layers = 3
     c.dense.loss = "ultragcn"  # "ultragcn" (L_O) | "bpr"
     c.dense.user_weight = "sad"  # "sad": 1/sqrt(d_u+1) | "ultragcn": sqrt(d_u+1)/d_u
-    c.dense.negatives = "shared"  # "shared" (one [N] draw per batch, fast) | "per_pair" ([B, N], released)
+    c.dense.negative_group_size = 32  # pairs sharing one negative draw; 1 = per pair (released, ~10x slower)
     c.dense.faithful_order = False  # True: released unshuffled, user-sorted order (stalls; spec §7 #5)
     c.dense.dim = 64
     c.dense.init_std = 1e-4

@@ -275,7 +275,7 @@ def synthetic_long_tail(
     dim: int = 8,
     mean_items_per_user: float = 30.0,
     popularity_exponent: float = 1.0,
-    temperature: float = 2.0,
+    temperature: float = 3.0,
     test_fraction: float = 0.2,
     valid_fraction: float = 0.0,
     seed: int = 0,

@@ -12,9 +12,14 @@ jitted step (spec sad.md §4):
       b_u = 1/sqrt(d_u + 1) ("sad") or sqrt(d_u + 1)/d_u ("ultragcn"); degrees from the real train set.
   * "bpr": sum_b w_b mean_j -log sigmoid(s_ui - s_uj).
   plus gamma/2 (||E_U||^2 + ||E_I||^2) over the FULL tables every step.
-Negatives are "per_pair" ([B, N], the reference) or "shared" ([N] per batch, used by every pair: the
-same marginal distribution per pair, but the negative scores become one [B, D] x [D, N] matmul,
-which is what makes 100+ ML-1M epochs fit in minutes on a CPU).
+Negatives are drawn per group of `negative_group_size` consecutive pairs of the (shuffled) batch:
+[B / g, N] draws, each used by the g pairs of its group. g = 1 is the reference's per-pair sampling
+([B, N]); g = B shares one [N] draw across the batch. Every pair still sees N uniform negatives with
+replacement (same marginal distribution, same expected gradient); what changes is how concentrated an
+item's negative gradient is within a step. Larger g turns the negative scores into small matmuls and
+cuts the gather/scatter traffic by g (what makes 100 ML-1M epochs fit in minutes on a CPU), but with
+Adam a very bursty gradient (g = B: an item is a negative of all 1024 users or of none) slows the
+escape from the popularity plateau; see docs/sad.md.
 """
 
 from __future__ import annotations
@@ -49,15 +54,18 @@ class DenseHParams:
     backbone: str = "mf"  # "mf" | "lightgcn"
     n_layers: int = 3
     user_weight: str = "sad"  # "sad": 1/sqrt(d_u+1); "ultragcn": sqrt(d_u+1)/d_u
-    negatives: str = "per_pair"  # "per_pair" | "shared"
+    negative_group_size: int = 1  # pairs sharing one negative draw: 1 = per pair (released), batch_size = shared
     shuffle: bool = True  # False = the released code's fixed, user-sorted order (spec §7 #5)
 
     def __post_init__(self):
         choices = {"loss": ("ultragcn", "bpr"), "backbone": ("mf", "lightgcn"),
-                   "user_weight": ("sad", "ultragcn"), "negatives": ("per_pair", "shared")}
+                   "user_weight": ("sad", "ultragcn")}
         for field, allowed in choices.items():
             if getattr(self, field) not in allowed:
                 raise ValueError(f"dense.{field}={getattr(self, field)!r} is not supported; choose one of {allowed}")
+        if self.negative_group_size < 1 or self.batch_size % self.negative_group_size:
+            raise ValueError(f"dense.negative_group_size={self.negative_group_size} must divide "
+                             f"batch_size={self.batch_size}")
 
 
 class Graph(NamedTuple):
@@ -112,17 +120,16 @@ def embeddings(params: Params, graph: Graph, backbone: str, n_layers: int) -> tu
 
 
 def batch_loss(params, graph: Graph, users, items, weights, negatives, hp: DenseHParams):
-    """Loss of one batch. users/items/weights [B]; negatives [B, N] (per_pair) or [N] (shared)."""
+    """Loss of one batch. users/items/weights [B]; negatives [G, N] item ids, one row per group of
+    B / G consecutive pairs (G = B: per-pair negatives)."""
     eu_all, ei_all = embeddings(params, graph, hp.backbone, hp.n_layers)
     eu, ei = eu_all[users], ei_all[items]  # [B, D]
     pos = jnp.sum(eu * ei, -1)  # [B]
-    en = ei_all[negatives]
-    if hp.negatives == "shared":
-        neg = eu @ en.T  # [B, N]
-        beta_neg = graph.beta_item[negatives][None, :]
-    else:
-        neg = jnp.einsum("bd,bnd->bn", eu, en)
-        beta_neg = graph.beta_item[negatives]
+    n_groups, n_neg = negatives.shape
+    en = ei_all[negatives]  # [G, N, D]
+    neg = jnp.einsum("gsd,gnd->gsn", eu.reshape(n_groups, -1, eu.shape[-1]), en).reshape(-1, n_neg)  # [B, N]
+    group_size = users.shape[0] // n_groups
+    beta_neg = jnp.repeat(graph.beta_item[negatives], group_size, axis=0)  # [B, N]
     if hp.loss == "ultragcn":
         b_u = graph.beta_user[users]
         w_pos = hp.w1 + hp.w2 * b_u * graph.beta_item[items]
@@ -157,7 +164,7 @@ def train_epoch(params, opt_state, key, pairs, weights, graph: Graph, *, hp: Den
     w = jnp.concatenate([weights[order[:n_pairs]], jnp.zeros((pad,), weights.dtype)])
     batches = (pairs[order].reshape(n_batches, hp.batch_size, 2), w.reshape(n_batches, hp.batch_size),
                jax.random.split(key, n_batches))
-    neg_shape = (hp.num_negatives,) if hp.negatives == "shared" else (hp.batch_size, hp.num_negatives)
+    neg_shape = (hp.batch_size // hp.negative_group_size, hp.num_negatives)
 
     def step(carry, batch):
         params, opt_state = carry

@@ -256,3 +256,10 @@ def test_small_from_scratch_model_exports_to_torch(model_type, tmp_path):
     config2, params2 = bb.load_pretrained(tmp_path)
     assert config2 == config
     assert max_diff(forward_jit(params2, tokens, config2), ours) == 0.0
+
+
+def test_explicit_mesh_axes_are_refused_clearly():
+    config = bb.ModelConfig.small(vocab_size=32, d_model=16, n_layers=1, n_heads=2)
+    rules = ShardingRules.create(make_mesh({"fsdp": 2, "tensor": 2}, axis_type="explicit"))
+    with pytest.raises(NotImplementedError, match="axis_type='auto'"):
+        bb.forward({}, jnp.zeros((1, 4), jnp.int32), config, rules=rules)

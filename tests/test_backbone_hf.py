@@ -238,3 +238,20 @@ def test_real_size_param_count_matches_hf(name):
     # Forward traces at real size without allocating.
     logits = jax.eval_shape(lambda p, t: bb.forward(p, t, config), shapes, jax.ShapeDtypeStruct((1, 16), np.int32))
     assert logits.shape == (1, 16, config.vocab_size) and logits.dtype == np.float32
+
+
+# ------------------------------------------------------------------------------------ real checkpoint (opt-in)
+@pytest.mark.slow
+def test_real_checkpoint_matches_torch():
+    """Set HUMANAI_HF_CHECKPOINT to a local HF directory (e.g. Qwen2.5-0.5B-Instruct) and run with -m slow."""
+    import os
+
+    path = os.environ.get("HUMANAI_HF_CHECKPOINT")
+    if not path or not os.path.isdir(path):
+        pytest.skip("HUMANAI_HF_CHECKPOINT is not set to a local HF checkpoint directory")
+    config, params = bb.load_pretrained(path)
+    reference = load_torch(path)
+    tokens = random_tokens(1, 96, seed=9) + 100  # ordinary vocabulary ids
+    ours = forward_jit(params, tokens, config)
+    ref = torch_logits(reference, tokens)
+    assert max_diff(ours, ref) <= 1e-3 * max(1.0, float(np.abs(ref).max()))

@@ -40,6 +40,14 @@ def _run_layers(body: Callable, carry: Any, xs: Any, config: ModelConfig):
     return carry, jax.tree.map(lambda *a: jnp.stack(a), *ys) if ys and ys[0] is not None else None
 
 
+def _check_rules(rules) -> None:
+    if rules is not None and any(t == jax.sharding.AxisType.Explicit for t in rules.mesh.axis_types):
+        raise NotImplementedError(
+            "The backbone's activation hints assume Auto mesh axes (GSPMD propagation); build the mesh "
+            "with humanai_jax.sharding.make_mesh(..., axis_type='auto'). Explicit axes are not supported yet."
+        )
+
+
 def _embed(params, tokens: jax.Array, config: ModelConfig, rules) -> jax.Array:
     # mode="clip": an out-of-range id (e.g. a -1 pad) must not become a NaN row, which would
     # leak into real tokens through 0 * NaN in the attention of masked keys.
@@ -116,6 +124,7 @@ def hidden_states(
     None, positions restart per segment. attention_mask [B, T] (1 = real token; left padding OK).
     rules: a `humanai_jax.sharding.ShardingRules` adding sharding hints on activations, or None.
     """
+    _check_rules(rules)
     B, T = tokens.shape
     if positions is None:
         positions = default_positions(B, T, segment_ids=segment_ids, attention_mask=attention_mask)
@@ -221,6 +230,7 @@ def forward_cached(
     mask[b, s] and s <= index + t, and (sliding window) pos_q - pos[b, s] < W.
     Works under jit for a prefill bucket (T = prompt length) and decode steps (T = 1).
     """
+    _check_rules(rules)
     B, T = tokens.shape
     S = cache.k.shape[2]
     index = cache.index.astype(jnp.int32)

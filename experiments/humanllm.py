@@ -99,6 +99,18 @@ def packed_rows(encoded, sources, config, n_rows: int, seed: int) -> tokenize.Pa
                                 pb.sample_index[keep])
 
 
+def _encode_fitting(tokenizer, samples, row_len):
+    encoded, kept, dropped = [], [], 0
+    for s in samples:
+        tok, mask = tokenize.tokenize_chat(tokenizer, s["messages"])
+        if len(tok) > row_len:
+            dropped += 1
+            continue
+        encoded.append((tok, mask))
+        kept.append(s)
+    return encoded, kept, dropped
+
+
 # ============================================================================ model
 def model_and_params(config, tokenizer, rules, params_sh_fn):
     from experiments.lm import model_config  # same model block as the generic trainer
@@ -123,8 +135,9 @@ def run(config, workdir: str) -> dict:
         # --- 1. samples and tokenizer ----------------------------------------------------------------
         train, test, split_report = load_samples(config, workdir)
         tokenizer = build_tokenizer(config, workdir, train + test)
-        enc_train = [tokenize.tokenize_chat(tokenizer, s["messages"], max_len=d.seq_len + 1) for s in train]
-        enc_test = [tokenize.tokenize_chat(tokenizer, s["messages"], max_len=d.seq_len + 1) for s in test]
+        # samples longer than a row are dropped and counted (the reference drops > cutoff_len tokens)
+        enc_train, train, long_train = _encode_fitting(tokenizer, train, d.seq_len + 1)
+        enc_test, test, long_test = _encode_fitting(tokenizer, test, d.seq_len + 1)
         src_train = [s["source"] for s in train]
         _print(f"Samples: {len(train)} train / {len(test)} test; tokenizer {len(tokenizer)} tokens; "
                f"mean length {np.mean([len(e[0]) for e in enc_train]):.0f} tokens")
@@ -177,6 +190,7 @@ def run(config, workdir: str) -> dict:
 
         # --- 4. merge and evaluate ---------------------------------------------------------------------
         results = {"n_train": len(train), "n_test": len(test), "split": split_report,
+                   "dropped_too_long": {"train": long_train, "test": long_test},
                    "final_train_loss": float(m["loss"]) if t.steps > start else None}
         models = {"sft": state["params"]}
         if config.merge.enabled:

@@ -152,3 +152,33 @@ def test_prompt_templates_render_and_require_fields():
     with pytest.raises(KeyError, match="platform"):
         stages.render("tag_v1", text="hello")
     assert stages.truncate_tokens("a b c d", 2) == "a b"
+
+
+def test_run_pipeline_blogger_end_to_end(tmp_path):
+    """Raw Blog Authorship Corpus zip -> filters -> LLM stages (scripted) -> SFT samples + report; resumable."""
+    from humanai_jax.humanllm import pipeline, readers, tasks
+
+    def blog_file(u, n):
+        posts = "".join(f"<date>{d + 1:02d},May,2004</date><post>user {u} post {d} #tag about my day. "
+                        + ("word " * 70) + ("weak" if d == 3 else "") + "</post>" for d in range(n))
+        return f"<Blog>{posts}</Blog>"
+
+    zpath = tmp_path / "blogs.zip"
+    zpath.write_bytes(readers.blog_zip_bytes({f"blogs/{u}.female.30.Arts.Leo.xml": blog_file(u, 4) for u in range(10)}
+                                             | {"blogs/99.male.20.Arts.Leo.xml": "<Blog><date>x</date><post>y</post></Blog>"}))
+    backend = _make_backend()
+    report = pipeline.run_pipeline("blogger", {"blogs": str(zpath)}, str(tmp_path / "run"), backend,
+                                   settings=stages.LLMSettings(batch_size=16))
+    assert report["filters"]["blogger.user"] == {"seen": 11, "kept": 10, "dropped": {"no_posts_left": 1}}
+    assert report["n_logs"] == 40
+    sources = set(report["sft"])
+    assert {"blogger.half_persona2half_stories", "blogger.generic", "blogger.half2half_stories",
+            "blogger.long_scenario_from_single_blog", "blogger.writing_imitation_type1",
+            "blogger.writing_imitation_type3"} <= sources
+    assert "blogger.persona2profile" not in sources  # the scripted profile is NULL, so none are built
+    train = tasks.load_samples_dataset(str(tmp_path / "run" / "sft" / "train.jsonl"))
+    assert len(train) == report["n_train"] > 0
+    n_calls = len(backend.calls)
+    again = pipeline.run_pipeline("blogger", {"blogs": str(zpath)}, str(tmp_path / "run"), backend,
+                                  settings=stages.LLMSettings(batch_size=16))
+    assert len(backend.calls) == n_calls and again["n_train"] == report["n_train"]

@@ -435,10 +435,11 @@ def post_synthesis(backend, v1_logs: Sequence[dict], v2_logs: Sequence[dict], ou
         if len(qualified) < MIN_QUALIFIED_POSTS[platform]:
             report.count("post_synthesis", "user_too_few_qualified_posts", len(qualified))
             continue
-        for variant, cap in SOCIAL_QA_CAPS.items():
+        # Amazon reviews only get the review summary (used as the writing-imitation topic)
+        for variant, cap in (SOCIAL_QA_CAPS.items() if platform != "amazon" else ()):
             for g in _capped_posts(logs, platform, cap):
                 jobs[g["log_id"]].append(f"socialqa_{variant}")
-        for variant, (_, _, cap) in SCENARIO_VARIANTS.items():
+        for variant, (_, _, cap) in (SCENARIO_VARIANTS.items() if platform != "amazon" else ()):
             for g in _capped_posts(logs, platform, cap):
                 long_story = variant in ("single_long_story", "single_long_story_focusonbehavior")
                 if platform == "blogger" and long_story and len(g["rewrite_v1"]) < 1800:

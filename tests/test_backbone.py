@@ -206,6 +206,16 @@ def test_sharded_load_places_shards_and_matches(qwen2):
     sharded = forward_jit(params, tokens, config, rules=rules)
     assert max_diff(sharded, forward_jit(qwen2.params, tokens, config)) <= 1e-5
 
+    # Cached forward with a sharded cache and activation hints equals the unsharded one.
+    cache_sh = tree_shardings(rules, bb.cache_logical_axes(), jax.eval_shape(functools.partial(bb.init_cache, config, 4, 80)))
+    cache = jax.device_put(bb.init_cache(config, 4, 80), cache_sh)
+    positions = np.broadcast_to(np.arange(72), (4, 72))
+    cached = jax.jit(bb.forward_cached, static_argnames=("config", "rules"))
+    logits_c, _, new_cache = cached(params, tokens, config, cache, positions=positions, rules=rules)
+    assert new_cache.k.sharding.is_equivalent_to(cache_sh.k, 5)
+    assert cache_sh.k.spec == jax.P(None, "fsdp", None, "tensor", None)
+    assert max_diff(logits_c, sharded) <= 1e-5
+
     # Born-sharded random init: same values as the single-device init, placed by the rules.
     init = jax.jit(functools.partial(bb.init_params, config), out_shardings=expected)
     born = init(jax.random.key(3))

@@ -56,17 +56,15 @@ def build_data(config, workdir: str):
     tok_dir = d.tokenizer or config.model.hf_path
     if tok_dir:
         tokenizer = load_tokenizer(tok_dir)
-    else:  # train our own BPE once; later runs and resumes reload the saved one
+    else:  # train our own BPE once (process 0); later runs and resumes reload the saved one
         tok_dir = os.path.join(workdir, "tokenizer")
-        if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-            tokenizer = load_tokenizer(tok_dir)
-        else:
-            tokenizer = train_tokenizer(docs, d.vocab_size, tok_dir) if jax.process_index() == 0 else None
-            if jax.process_count() > 1:  # other hosts wait for host 0's files
-                from jax.experimental import multihost_utils
+        if jax.process_index() == 0 and not os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
+            train_tokenizer(docs, d.vocab_size, tok_dir)
+        if jax.process_count() > 1:  # the other hosts wait for process 0's files (shared workdir)
+            from jax.experimental import multihost_utils
 
-                multihost_utils.sync_global_devices("tokenizer")
-                tokenizer = tokenizer or load_tokenizer(tok_dir)
+            multihost_utils.sync_global_devices("tokenizer")
+        tokenizer = load_tokenizer(tok_dir)
     windows = TokenWindows(tokenize_documents(tokenizer, docs), d.seq_len, seed=d.seed)
     train, evals = windows.split(d.eval_fraction)
     return tokenizer, train, evals

@@ -116,3 +116,32 @@ def test_misspelled_config_key_errors_and_lists_valid_keys(tmp_path):
     assert rc != 0
     assert "stepz" in out and "steps" in out and "batch_size" in out  # the valid keys are listed
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_two_process_run_matches_single_process(uninterrupted, tmp_path):
+    """A real multi-host launch on one machine: 2 processes x 2 CPU devices, joined by
+    `jax.distributed.initialize()` (explicit coordinator env vars), each feeding its own rows of the
+    batch. Same 4-device FSDP mesh as the single-process run, so the losses agree; only process 0
+    writes metrics; all processes take part in the checkpoint."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for pid in range(2):
+        env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                   JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid),
+                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
+        cmd = [sys.executable, "-m", "experiments.run", "--config", "configs/lm.py:tiny", "--workdir", str(tmp_path), *SMALL]
+        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [_finish(p) for p in procs]
+    for rc, out in outs:
+        assert rc == 0, out[-3000:]
+    assert "process 0 of 2" in outs[0][1] and "process 1 of 2" in outs[1][1]
+    assert "Mesh {'data': 1, 'fsdp': 4, 'tensor': 1} on 4 cpu devices, 2 process(es)" in outs[0][1]
+    losses = _losses(tmp_path)
+    assert sorted(losses) == sorted(uninterrupted)  # one metrics line per step: process 0 only
+    for step, loss in uninterrupted.items():
+        assert abs(losses[step] - loss) <= 1e-5 * abs(loss), (step, losses[step], loss)
+    assert (tmp_path / "checkpoints" / str(STEPS) / "state").is_dir()

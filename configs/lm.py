@@ -4,7 +4,7 @@ COMMAND (default experiment: a small model trained from scratch on a generated c
   python -m experiments.run --config configs/lm.py:tiny --workdir /tmp/lm_tiny
 
 Variants (first word of the config argument; `key=value` pairs after a comma override variant args):
-  tiny               ~0.9M-parameter Qwen2-style model, own BPE tokenizer, 300 steps (default)
+  tiny               ~0.9M-parameter Qwen2-style model, own BPE tokenizer, 200 steps (default)
   hf                 fine-tune a HF checkpoint dir: configs/lm.py:hf,hf_path=/path/to/Qwen2.5-0.5B-Instruct
   qwen2.5_0.5b       Qwen2.5-0.5B shapes (pass hf_path=... to load the real weights), FSDP over all devices
   qwen2.5_7b_fsdp8   Qwen2.5-7B shapes, bf16 compute, full remat, FSDP over 8 devices, chunked loss;
@@ -73,17 +73,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     ))
 
     c.optim = ml_collections.ConfigDict(dict(
-        name="adamw", lr=3e-3, schedule="warmup_cosine", warmup_steps=30, decay_steps=0, end_lr_frac=0.1,
+        name="adamw", lr=3e-3, schedule="warmup_cosine", warmup_steps=20, decay_steps=0, end_lr_frac=0.1,
         b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, clip_norm=1.0,
     ))
 
     c.train = ml_collections.ConfigDict(dict(
-        steps=300,
+        steps=200,
         batch_size=16,  # global batch (sequences per optimizer step)
         grad_accum=1,  # micro-batches per step (lax.scan), one update per step
         loss_chunk=0,  # >0: chunked cross-entropy over this many positions at a time
         log_every=10,
-        eval_every=100,
+        eval_every=50,
         eval_batches=8,
         peak_flops=0.0,  # per-device peak FLOP/s for MFU; 0 = vendor table (TPU/GPU) or measured (CPU)
         distributed="auto",  # auto | on | off: jax.distributed.initialize()
@@ -93,7 +93,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.ckpt = ml_collections.ConfigDict(dict(
         dir="",  # "" = WORKDIR/checkpoints
-        every=100, keep=3, async_save=True,
+        every=50, keep=3, async_save=True,
         resume=True,  # restore the newest readable checkpoint in dir
         export_hf=False,  # at the end, write WORKDIR/hf_export (save_pretrained + tokenizer)
     ))

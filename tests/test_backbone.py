@@ -273,3 +273,17 @@ def test_explicit_mesh_axes_are_refused_clearly():
     rules = ShardingRules.create(make_mesh({"fsdp": 2, "tensor": 2}, axis_type="explicit"))
     with pytest.raises(NotImplementedError, match="axis_type='auto'"):
         bb.forward({}, jnp.zeros((1, 4), jnp.int32), config, rules=rules)
+
+
+def test_default_positions_brute_force():
+    rng = np.random.RandomState(0)
+    segment_ids = np.sort(rng.randint(0, 4, (3, 20)), axis=1)
+    mask = (rng.rand(3, 20) > 0.3).astype(np.int32)
+    got = np.asarray(bb.default_positions(3, 20, segment_ids=jnp.asarray(segment_ids), attention_mask=jnp.asarray(mask)))
+    for b in range(3):
+        count = 0
+        for t in range(20):
+            if t > 0 and segment_ids[b, t] != segment_ids[b, t - 1]:
+                count = 0
+            count += mask[b, t]
+            assert got[b, t] == max(count - 1, 0), (b, t)

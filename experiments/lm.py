@@ -106,6 +106,7 @@ def initial_params(config, model_cfg: ModelConfig, rules, params_shardings, rng)
 def run(config, workdir: str) -> dict:
     # --- 1. start-up: several hosts? -----------------------------------------------------------
     loop.maybe_initialize_distributed(config.train.distributed)
+    loop.quiet_library_info_logs()
     main = loop.is_main_process()
     metrics_log = experiment.MetricsLog(workdir, enabled=main)
     mesh, rules = loop.mesh_and_rules(config)
@@ -239,6 +240,7 @@ def run(config, workdir: str) -> dict:
                     _print(f"Preempted: saved checkpoint {step}, exiting")
                     preempted = True
                     break
+            checkpointer.wait()  # an async save of this very step may still be finalising
             if step not in checkpointer.all_steps() and not preempted:
                 save(step, force=True)
             checkpointer.close()

@@ -62,6 +62,24 @@ def maybe_initialize_distributed(mode: str = "auto", environ=os.environ) -> bool
     return True
 
 
+class _DropLibraryInfo:
+    """A logging filter dropping INFO/DEBUG records logged from Orbax and TensorStore source files
+    (dozens of lines per save, which bury the progress bar); their warnings and errors still show."""
+
+    def filter(self, record) -> bool:
+        return record.levelno >= 30 or ("/orbax/" not in record.pathname and "/tensorstore/" not in record.pathname)
+
+
+def quiet_library_info_logs() -> None:
+    """Installs `_DropLibraryInfo` on absl's handler (idempotent)."""
+    import logging as std_logging
+
+    handler = logging.get_absl_handler()
+    if not any(isinstance(f, _DropLibraryInfo) for f in handler.filters):
+        handler.addFilter(_DropLibraryInfo())
+    std_logging.getLogger("absl").addFilter(_DropLibraryInfo())
+
+
 def is_main_process() -> bool:
     return jax.process_index() == 0
 

@@ -46,7 +46,7 @@ def qwen2(tmp_path_factory):
     return _family("qwen2_untied", tmp_path_factory)
 
 
-@pytest.fixture(scope="module", params=["qwen2_untied", "mistral_window"])
+@pytest.fixture(scope="module", params=["qwen2_untied", "mistral_window", "qwen2_sliding_layers"])
 def fam(request, tmp_path_factory, qwen2):
     return qwen2 if request.param == "qwen2_untied" else _family(request.param, tmp_path_factory)
 

@@ -47,6 +47,8 @@ VARIANTS: dict[str, dict] = {
     "qwen2_untied": dict(model_type="qwen2", tie_word_embeddings=False),
     "qwen3_head_dim": dict(model_type="qwen3", head_dim=24, tie_word_embeddings=True),
     "mistral_window": dict(model_type="mistral", head_dim=16, sliding_window=5),
+    # Qwen2 with use_sliding_window: layer 0 attends fully, layer 1 through a window of 5.
+    "qwen2_sliding_layers": dict(model_type="qwen2", use_sliding_window=True, sliding_window=5, max_window_layers=1),
     "phi3_fused": dict(
         model_type="phi3", pad_token_id=0, bos_token_id=1, eos_token_id=2,
         rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.75),

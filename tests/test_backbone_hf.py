@@ -54,6 +54,8 @@ def test_config_fields_follow_hf(family):
     assert c.rms_eps == hf.rms_norm_eps
     assert c.rope_type == hf.rope_parameters["rope_type"]
     assert c.sliding_window == getattr(hf, "sliding_window", None)
+    if getattr(hf, "layer_types", None) and c.sliding_window is not None:
+        assert list(c.layer_types) == list(hf.layer_types)
     # Our inverse frequencies equal those of the HF rotary module.
     np.testing.assert_allclose(c.rope_inv_freq(), family.model.model.rotary_emb.inv_freq.numpy(), rtol=1e-6)
 
@@ -145,8 +147,7 @@ def _tiny_hf_dict(**kw):
     (dict(rope_scaling=dict(type="dynamic", factor=2.0)), "dynamic"),
     (dict(mlp_bias=True), "mlp_bias"),
     (dict(hidden_act="gelu"), "gelu"),
-    (dict(model_type="qwen2", use_sliding_window=True, sliding_window=8, max_window_layers=0), "sliding_attention"),
-    (dict(model_type="qwen3", layer_types=["sliding_attention"]), "sliding_attention"),
+    (dict(model_type="qwen3", layer_types=["chunked_attention"]), "chunked_attention"),
     (dict(final_logit_softcapping=30.0), "final_logit_softcapping"),
 ])
 def test_unsupported_config_is_named(bad, needle):

@@ -88,6 +88,9 @@ class ModelConfig:
     qk_norm: bool = False  # Qwen3: RMSNorm over head_dim on q and k before RoPE
     tie_embeddings: bool = False
     sliding_window: int | None = None  # key k visible to query q iff 0 <= q - k < W
+    # Per-layer attention kinds ("full_attention" | "sliding_attention"), as HF `layer_types`;
+    # None = every layer uses `sliding_window` (Mistral, Phi-3) or full attention when it is None.
+    layer_types: tuple[str, ...] | None = None
     max_position_embeddings: int = 2048
     act: str = "silu"
     dtype: str = "float32"  # compute dtype of activations and matmuls
@@ -123,11 +126,30 @@ class ModelConfig:
             )
         if self.sliding_window is not None and self.sliding_window <= 0:
             raise ValueError(f"sliding_window must be positive or None, got {self.sliding_window}")
+        if self.layer_types is not None:
+            object.__setattr__(self, "layer_types", tuple(self.layer_types))
+            bad = sorted(set(self.layer_types) - {"full_attention", "sliding_attention"})
+            if bad or len(self.layer_types) != self.n_layers:
+                raise ValueError(
+                    f"layer_types must list 'full_attention'/'sliding_attention' for each of the "
+                    f"{self.n_layers} layers; got {self.layer_types}"
+                )
+            if "sliding_attention" in self.layer_types and self.sliding_window is None:
+                raise ValueError("layer_types has sliding_attention layers but sliding_window is None")
 
     # ----------------------------------------------------------------------------- derived
     @property
     def rotary_dim(self) -> int:
         return int(self.head_dim * self.partial_rotary_factor)
+
+    def sliding_layers(self) -> np.ndarray | None:
+        """bool [L]: which layers use the sliding window; None when no layer does."""
+        if self.sliding_window is None:
+            return None
+        if self.layer_types is None:
+            return np.ones(self.n_layers, bool)
+        flags = np.array([t == "sliding_attention" for t in self.layer_types])
+        return flags if flags.any() else None
 
     @property
     def group_size(self) -> int:
@@ -255,26 +277,29 @@ def _rope_fields(d: dict, model_type: str, max_pos: int) -> dict[str, Any]:
     return fields
 
 
-def _sliding_window(d: dict, model_type: str, n_layers: int) -> int | None:
+def _attention_kinds(d: dict, model_type: str, n_layers: int) -> dict[str, Any]:
+    """sliding_window / layer_types fields, following each family's HF config class."""
     if model_type in ("mistral", "phi3"):
-        return d.get("sliding_window", _FAMILY_DEFAULTS[model_type]["sliding_window"])
+        return dict(sliding_window=d.get("sliding_window", _FAMILY_DEFAULTS[model_type]["sliding_window"]))
     if model_type in ("qwen2", "qwen3"):
+        window = d.get("sliding_window") if d.get("use_sliding_window", False) else None
         layer_types = d.get("layer_types")
         if layer_types is None:
-            window = d.get("sliding_window") if d.get("use_sliding_window", False) else None
             max_window_layers = d.get("max_window_layers", 28)
             layer_types = [
                 "sliding_attention" if window is not None and i >= max_window_layers else "full_attention"
                 for i in range(n_layers)
             ]
-        bad = sorted(set(layer_types) - {"full_attention"})
+        bad = sorted(set(layer_types) - {"full_attention", "sliding_attention"})
         if bad:
-            raise ValueError(
-                f"Unsupported layer_types {bad} for {model_type} (per-layer sliding windows: "
-                f"use_sliding_window={d.get('use_sliding_window')}, max_window_layers={d.get('max_window_layers')}); "
-                "only full_attention layers are implemented"
-            )
-    return None
+            raise ValueError(f"Unsupported layer_types {bad} for {model_type}")
+        if "sliding_attention" not in layer_types:
+            return dict(sliding_window=None, layer_types=None)
+        if window is None:
+            # transformers then passes sliding_window=None: those layers attend fully.
+            return dict(sliding_window=None, layer_types=None)
+        return dict(sliding_window=int(window), layer_types=tuple(layer_types))
+    return dict(sliding_window=None)
 
 
 def _fields_from_hf(d: dict) -> dict[str, Any]:
@@ -314,7 +339,7 @@ def _fields_from_hf(d: dict) -> dict[str, Any]:
         o_bias=bias[1],
         qk_norm=model_type == "qwen3",
         tie_embeddings=bool(d.get("tie_word_embeddings", False)),
-        sliding_window=_sliding_window(d, model_type, n_layers),
+        **_attention_kinds(d, model_type, n_layers),
         max_position_embeddings=max_pos,
         act=act,
         model_type=model_type,
@@ -334,8 +359,10 @@ def _fields_to_hf(c: ModelConfig) -> dict[str, Any]:
         raise ValueError(f"{c.model_type} has one attention_bias flag for q/k/v and o; got {c.qkv_bias}/{c.o_bias}")
     if c.qk_norm != (c.model_type == "qwen3"):
         raise ValueError(f"qk_norm={c.qk_norm} cannot be expressed for model_type {c.model_type!r}")
-    if c.sliding_window is not None and c.model_type not in ("mistral", "phi3"):
+    if c.sliding_window is not None and c.model_type not in ("mistral", "phi3", "qwen2", "qwen3"):
         raise ValueError(f"sliding_window cannot be exported for model_type {c.model_type!r}")
+    if c.model_type in ("mistral", "phi3") and c.layer_types is not None and len(set(c.layer_types)) > 1:
+        raise ValueError(f"{c.model_type} has one sliding_window for all layers; layer_types={c.layer_types}")
     rope: dict[str, Any] = {"rope_type": c.rope_type, "rope_theta": c.rope_theta}
     if c.partial_rotary_factor != 1.0 or c.model_type == "phi3":
         rope["partial_rotary_factor"] = c.partial_rotary_factor
@@ -376,8 +403,14 @@ def _fields_to_hf(c: ModelConfig) -> dict[str, Any]:
     if c.model_type == "llama":
         d["mlp_bias"] = False
     if c.model_type in ("qwen2", "qwen3"):
-        d.update(use_sliding_window=False, sliding_window=None, max_window_layers=c.n_layers,
-                 layer_types=["full_attention"] * c.n_layers)
+        flags = c.sliding_layers()
+        if flags is None:
+            d.update(use_sliding_window=False, sliding_window=None, max_window_layers=c.n_layers,
+                     layer_types=["full_attention"] * c.n_layers)
+        else:
+            d.update(use_sliding_window=True, sliding_window=c.sliding_window,
+                     max_window_layers=int(np.argmax(flags)),
+                     layer_types=["sliding_attention" if f else "full_attention" for f in flags])
     if c.model_type in ("mistral", "phi3"):
         d["sliding_window"] = c.sliding_window
     if c.model_type == "phi3":

@@ -89,15 +89,20 @@ def full_attention_mask(
     *,
     segment_ids: jax.Array | None = None,
     attention_mask: jax.Array | None = None,
+    windowed: bool | None = None,
 ) -> jax.Array:
     """allowed [B, T, T] bool: causal, same segment, real key, and (sliding window) 0 <= q - k < W.
 
     The window is measured in slots, as transformers does (equal to positions within a segment).
+    windowed: apply the window (default: when every layer of the config is a sliding layer).
     """
     q = jnp.arange(seq)[:, None]
     k = jnp.arange(seq)[None, :]
     allowed = k <= q
-    if config.sliding_window is not None:
+    if windowed is None:
+        flags = config.sliding_layers()
+        windowed = flags is not None and bool(flags.all())
+    if windowed:
         allowed &= (q - k) < config.sliding_window
     allowed = jnp.broadcast_to(allowed, (batch, seq, seq))
     if segment_ids is not None:
@@ -105,6 +110,17 @@ def full_attention_mask(
     if attention_mask is not None:
         allowed &= attention_mask.astype(bool)[:, None, :]
     return allowed
+
+
+def _layer_masks(config: ModelConfig, full: jax.Array, windowed: jax.Array | None):
+    """(per-layer scan input, pick(xs_flag) -> allowed): one mask for all layers, or a choice
+    between the full and the windowed mask when only some layers slide (Qwen `layer_types`)."""
+    flags = config.sliding_layers()
+    if flags is None:
+        return jnp.zeros(config.n_layers, bool), lambda flag: full
+    if flags.all():
+        return jnp.ones(config.n_layers, bool), lambda flag: windowed
+    return jnp.asarray(flags), lambda flag: jnp.where(flag, windowed, full)
 
 
 # ------------------------------------------------------------------------------------ full forward
@@ -128,17 +144,21 @@ def hidden_states(
     B, T = tokens.shape
     if positions is None:
         positions = default_positions(B, T, segment_ids=segment_ids, attention_mask=attention_mask)
-    allowed = full_attention_mask(B, T, config, segment_ids=segment_ids, attention_mask=attention_mask)
+    kw = dict(segment_ids=segment_ids, attention_mask=attention_mask)
+    full = full_attention_mask(B, T, config, windowed=False, **kw)
+    windowed = full_attention_mask(B, T, config, windowed=True, **kw) if config.sliding_window else None
+    flags, pick_mask = _layer_masks(config, full, windowed)
     cos, sin = L.rope_cos_sin(positions, config)
 
-    def body(x, layer):
+    def body(x, xs):
+        layer, flag = xs
         h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
         q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
-        x = x + L.attention_out(layer, L.attend(q, k, v, allowed, config), config)
+        x = x + L.attention_out(layer, L.attend(q, k, v, pick_mask(flag), config), config)
         x = constrain(x, ("batch", "seq", "act_embed"), rules)
         return _mlp_residual(layer, x, config, rules), None
 
-    x, _ = _run_layers(body, _embed(params, tokens, config, rules), params["layers"], config)
+    x, _ = _run_layers(body, _embed(params, tokens, config, rules), (params["layers"], flags), config)
     return L.rms_norm(x, params["final_norm"], config.rms_eps)
 
 
@@ -227,7 +247,7 @@ def forward_cached(
 
     Writes the new K/V at slots index .. index+T-1 (the caller keeps index + T <= S_max:
     `dynamic_update_slice` clamps out-of-range writes). Query t of row b sees slot s iff
-    mask[b, s] and s <= index + t, and (sliding window) pos_q - pos[b, s] < W.
+    mask[b, s] and s <= index + t, and (in sliding-window layers) pos_q - pos[b, s] < W.
     Works under jit for a prefill bucket (T = prompt length) and decode steps (T = 1).
     """
     _check_rules(rules)
@@ -240,9 +260,11 @@ def forward_cached(
     pos = jax.lax.dynamic_update_slice(cache.pos, positions, (0, index))
 
     query_slot = index + jnp.arange(T)
-    allowed = mask[:, None, :] & (jnp.arange(S)[None, None, :] <= query_slot[None, :, None])
+    full = mask[:, None, :] & (jnp.arange(S)[None, None, :] <= query_slot[None, :, None])
+    windowed = None
     if config.sliding_window is not None:
-        allowed &= (positions[:, :, None] - pos[:, None, :]) < config.sliding_window
+        windowed = full & ((positions[:, :, None] - pos[:, None, :]) < config.sliding_window)
+    flags, pick_mask = _layer_masks(config, full, windowed)
     cos, sin = L.rope_cos_sin(positions, config)
     kv_axes = ("layers", "cache_batch", "cache_seq", "kv_heads", "head_dim")
 
@@ -251,7 +273,7 @@ def forward_cached(
     # cache; the layer's slice is then read for attention.
     def body(carry, xs):
         x, k_all, v_all = carry
-        layer, i = xs
+        layer, i, flag = xs
         h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
         q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
         k_all = jax.lax.dynamic_update_slice(k_all, k[None].astype(k_all.dtype), (i, 0, index, 0, 0))
@@ -259,14 +281,14 @@ def forward_cached(
         k_all = constrain(k_all, kv_axes, rules)
         v_all = constrain(v_all, kv_axes, rules)
         dtype = config.compute_dtype
-        attn = L.attend(q, k_all[i].astype(dtype), v_all[i].astype(dtype), allowed, config)
+        attn = L.attend(q, k_all[i].astype(dtype), v_all[i].astype(dtype), pick_mask(flag), config)
         x = x + L.attention_out(layer, attn, config)
         x = constrain(x, ("batch", "seq", "act_embed"), rules)
         return (_mlp_residual(layer, x, config, rules), k_all, v_all), None
 
     carry = (_embed(params, tokens, config, rules), cache.k, cache.v)
     layer_ids = jnp.arange(config.n_layers, dtype=jnp.int32)
-    (x, k_all, v_all), _ = _run_layers(body, carry, (params["layers"], layer_ids), config)
+    (x, k_all, v_all), _ = _run_layers(body, carry, (params["layers"], layer_ids, flags), config)
     hidden = L.rms_norm(x, params["final_norm"], config.rms_eps)
     logits = logits_from_hidden(params, hidden, config, rules)
     return logits, hidden, KVCache(k=k_all, v=v_all, mask=mask, pos=pos, index=index + T)

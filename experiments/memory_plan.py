@@ -122,17 +122,17 @@ def format_plan(plan: dict) -> str:
     return "\n".join(lines)
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file[:variant].", lock_config=True)
-_DEVICES = flags.DEFINE_integer("devices", None, "Devices to fill a -1 mesh axis (default: the mesh's product).")
-
-
 def main(argv):
     del argv
-    plan = memory_plan(_CONFIG.value, _DEVICES.value)
+    plan = memory_plan(flags.FLAGS.config, flags.FLAGS.devices)
     print(format_plan(plan))
     print(json.dumps(plan))
 
 
 if __name__ == "__main__":
+    # Flags are defined only when run as a script, so importing `memory_plan` next to
+    # `experiments.run` (which owns --config there) does not clash.
+    config_flags.DEFINE_config_file("config", None, "Training config file[:variant].", lock_config=True)
+    flags.DEFINE_integer("devices", None, "Devices to fill a -1 mesh axis (default: the mesh's product).")
     flags.mark_flag_as_required("config")
     sys.exit(app.run(main))

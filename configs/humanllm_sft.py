@@ -11,7 +11,7 @@ Variants (first word of the config argument; `key=value` pairs after a comma ove
                    (add hf_path=/ckpt/dir to start from a real checkpoint and its chat template)
   qwen2.5_7b_fsdp8 the reference recipe on Qwen2.5-7B-Instruct shapes: bf16, full remat, FSDP over 8 GPUs,
                    lr 5e-6 cosine, warmup 5%, cutoff 8192, global batch 64 (8 x accum 8 rows of 1)
-  tpu_v5e_32       the same model on a TPU v5e-32 pod slice: FSDP 32, global batch 64, cutoff 8192
+  tpu_v5p_32       the same model on a TPU v5p-32 pod slice (95 GiB HBM per chip): FSDP 32, global batch 64 (2 rows per chip, accum 2), cutoff 8192
 
 Memory plan of a real-size variant (jax.eval_shape on an abstract mesh, nothing allocated):
   python -m experiments.memory_plan --config configs/humanllm_sft.py:qwen2.5_7b_fsdp8
@@ -24,7 +24,7 @@ import ml_collections
 from humanai_jax.configs import choose_variant, parse_arg
 from humanai_jax.sharding import DEFAULT_RULES
 
-_VARIANTS = {"tiny": {}, "smoke": {}, "files": {}, "qwen2.5_7b_fsdp8": {}, "tpu_v5e_32": {}}
+_VARIANTS = {"tiny": {}, "smoke": {}, "files": {}, "qwen2.5_7b_fsdp8": {}, "tpu_v5p_32": {}}
 _QWEN25_7B = dict(d_model=3584, n_layers=28, n_heads=28, n_kv_heads=4, head_dim=128, mlp_dim=18944,
                   vocab_size=152064, tie_embeddings=False)
 
@@ -48,9 +48,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(
         source="synthetic",  # synthetic | files
         train_path=args.train, test_path=args.test,  # JSONL of {uid, source, messages} (files)
-        n_users=1200, n_genres=8, items_per_genre=8,  # synthetic users with latent preferences
+        n_users=1600, n_genres=8, items_per_genre=4,  # synthetic users with latent preferences
         tokenizer="",  # "" = hf_path's, else a byte-level BPE trained into WORKDIR/tokenizer
-        vocab_size=512,
+        vocab_size=1024,
         seq_len=288,  # packed row length (cutoff_len); rows hold seq_len + 1 tokens
         seed=2025,
     ))
@@ -81,13 +81,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         if not (args.train and args.test):
             raise ValueError("the files variant needs train=/path/train.jsonl,test=/path/test.jsonl")
         c.data.source = "files"
-    elif variant in ("qwen2.5_7b_fsdp8", "tpu_v5e_32"):
+    elif variant in ("qwen2.5_7b_fsdp8", "tpu_v5p_32"):
         c.data.source = "files" if args.train else "synthetic"
         c.model.update(family="qwen2", dtype="bfloat16", param_dtype="float32", remat="full", **_QWEN25_7B)
         c.data.update(seq_len=8192, vocab_size=_QWEN25_7B["vocab_size"])
         c.optim.update(lr=5e-6, warmup_steps=0, end_lr_frac=0.0, b2=0.999, weight_decay=0.0)
         c.train.update(batch_size=64, grad_accum=8, loss_chunk=1024, steps=3000, log_every=10)
         c.mesh.update(fsdp=8 if variant == "qwen2.5_7b_fsdp8" else 32)
+        if variant == "tpu_v5p_32":
+            c.train.grad_accum = 2  # 64 rows over 32 chips: 2 per chip, one per micro-batch
         c.ckpt.every = 500
         c.export_hf = True
         # warmup ratio 0.05 of the run, as in the reference

@@ -28,6 +28,9 @@ _JUDGE_URL = flags.DEFINE_string("judge_base_url", "", "Judge server (default: t
 _JUDGE_MODEL = flags.DEFINE_string("judge_model", "Qwen/Qwen2.5-72B-Instruct", "Judge model name.")
 _API_KEY_ENV = flags.DEFINE_string("api_key_env", "OPENAI_API_KEY", "Env var holding the API key.")
 _CONCURRENCY = flags.DEFINE_integer("max_concurrency", 8, "Parallel HTTP requests.")
+_TOKENIZER = flags.DEFINE_string(
+    "tokenizer", "", "HF tokenizer dir (e.g. Qwen2.5-7B-Instruct's): prompt truncation to max_in_length tokens and "
+    "the 8,192-token SFT sample filter after the chat template; without it words are counted and no filter runs.")
 _INPUTS = {name: flags.DEFINE_string(name, "", f"Input: {name}.") for name in
            ("submissions", "comments", "users", "tweets", "blogs", "reviews", "meta", "category")}
 
@@ -60,8 +63,19 @@ def main(argv):
                               max_concurrency=_CONCURRENCY.value)
     judge = OpenAICompatBackend(_JUDGE_URL.value or _BASE_URL.value, _JUDGE_MODEL.value,
                                 api_key_env=_API_KEY_ENV.value, max_concurrency=_CONCURRENCY.value)
+    from humanai_jax.humanllm.stages import LLMSettings
+
     inputs = {k: f.value for k, f in _INPUTS.items() if f.value}
-    report = run_pipeline(_PLATFORM.value, inputs, _WORKDIR.value, _RoutedBackend(gen, judge))
+    settings, length_fn = LLMSettings(), None
+    if _TOKENIZER.value:
+        from humanai_jax.data.tokenizer import load_tokenizer
+        from humanai_jax.humanllm.tokenize import tokenize_chat
+
+        tok = load_tokenizer(_TOKENIZER.value)
+        settings = LLMSettings(tokenizer=tok)
+        length_fn = lambda sample: len(tokenize_chat(tok, sample["messages"])[0])  # noqa: E731
+    report = run_pipeline(_PLATFORM.value, inputs, _WORKDIR.value, _RoutedBackend(gen, judge), settings=settings,
+                          length_fn=length_fn)
     print(json.dumps(report, indent=2, sort_keys=True))
 
 

@@ -182,3 +182,40 @@ def test_run_pipeline_blogger_end_to_end(tmp_path):
     again = pipeline.run_pipeline("blogger", {"blogs": str(zpath)}, str(tmp_path / "run"), backend,
                                   settings=stages.LLMSettings(batch_size=16))
     assert len(backend.calls) == n_calls and again["n_train"] == report["n_train"]
+
+
+def test_run_pipeline_amazon_history_excludes_target(tmp_path):
+    """Amazon: k-core filtered reviews -> clean (>= 150 chars) -> persona from the history before the target
+    -> item selection with 20 candidates. Artifacts are not judged."""
+    from humanai_jax.humanllm import pipeline, readers
+
+    text = "This product works well for my daily needs and I would buy it again. " * 3  # > 150 chars
+    meta = [dict(parent_asin=f"I{i}", title=f"Item number {i}", price=9.5, categories=["Books"],
+                 description=["A fine item."]) for i in range(40)]
+    reviews = [dict(user_id=f"U{u}", parent_asin=f"I{(u + i) % 20}", rating=4.0, timestamp=1_000 * (i + 1),
+                    title="ok", text=text) for u in range(12) for i in range(10)]
+    readers.write_jsonl(str(tmp_path / "meta.jsonl"), meta)
+    readers.write_jsonl(str(tmp_path / "reviews.jsonl"), reviews)
+    backend = ScriptedBackend([
+        (r"humanllm\.rewrite_v1", None, lambda m: _text_of(m)),
+        (r"humanllm\.tag_v1", None, "<output><quality>high</quality><harmless>yes</harmless></output>"),
+        (r"humanllm\.tag_v2", None, '{"unsafe content": "NO", "social event": "YES"}'),
+        (r"humanllm\.rewrite_v2", None, lambda m: _text_of(m)),
+        (r"humanllm\.(persona|profile)", None, "The user is a careful reader."),
+        (r"humanllm\.stories", None, "[]"),
+        (r"humanllm\.writing_style", None, "The user writes plainly."),
+        (r"humanllm\.post_summary_v2", None, "A review of a product."),
+    ])
+    report = pipeline.run_pipeline("amazon", {"reviews": str(tmp_path / "reviews.jsonl"),
+                                              "meta": str(tmp_path / "meta.jsonl"), "category": "Books"},
+                                   str(tmp_path / "run"), backend, settings=stages.LLMSettings(batch_size=64))
+    assert "judge_users" not in report["stages"]  # Amazon artifacts are not judged
+    persona_calls = [c for c in backend.calls if c.tag == "humanllm.persona"]
+    assert persona_calls
+    for c in persona_calls:
+        prompt = c.messages[0]["content"]
+        assert "History 1: User bought Item number" in prompt and "Price: 9.5" in prompt
+        assert "History 10:" not in prompt  # only the 9 items before the target (the last item)
+    assert report["sft"]["amazon.Books.item_selection"]["candidates"] > 0
+    assert report["sft"]["amazon.Books.persona2profile"]["candidates"] > 0
+    assert any(s.startswith("amazon.Books.writing_imitation_type") for s in report["sft"])

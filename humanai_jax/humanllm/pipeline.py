@@ -111,7 +111,11 @@ def run_pipeline(platform: str, inputs: dict, workdir: str, backend, *, settings
         sreport.count("amazon.clean_selection", "short_or_over_100", len(logs) - len(to_clean))
     v1 = stages.clean_v1(backend, to_clean, path("clean_v1.jsonl"), platform, sreport, settings)
     v2 = stages.clean_v2(backend, v1, path("clean_v2.jsonl"), platform, sreport, settings)
-    users = stages.user_synthesis(backend, v1, v2, path("users.jsonl"), platform, sreport, settings)
+    item_meta = None
+    if platform == "amazon":
+        item_meta = {m["parent_asin"]: m for m in readers.read_amazon_meta(inputs["meta"])}
+    users = stages.user_synthesis(backend, v1, v2, path("users.jsonl"), platform, sreport, settings,
+                                  item_meta=item_meta, all_logs=_with_tags(logs, v1))
     posts = stages.post_synthesis(backend, v1, v2, path("posts.jsonl"), platform, sreport, settings)
     if platform == "amazon":  # Amazon artifacts are not judged; only NULL outputs are dropped
         jusers, jposts = stages.kept(users), stages.kept(posts)
@@ -119,8 +123,9 @@ def run_pipeline(platform: str, inputs: dict, workdir: str, backend, *, settings
         jusers = stages.judge_users(backend, users, v1, path("users_judged.jsonl"), platform, sreport, settings)
         jposts = stages.judge_posts(backend, posts, path("posts_judged.jsonl"), platform, sreport, settings)
     catalog = None
-    if platform == "amazon":
-        catalog = {g["item"]["item_id"]: g["item"]["title"] for g in logs}
+    if platform == "amazon":  # negatives come from the category's item set (titled, de-duplicated metadata)
+        kept_items = filters.dedup_items_by_title(item_meta.values(), filters.FilterReport())
+        catalog = {asin: m["title"] for asin, m in kept_items.items()}
     samples = build_samples(platform, stages.kept(jusers), stages.kept(jposts), stages.kept(v2), catalog,
                             inputs.get("category"), seed, all_logs=_with_tags(logs, v1))
     train, test, task_counts = tasks.split_all(samples, length_fn=length_fn, seed=seed)

@@ -353,11 +353,41 @@ def group_users(logs: Iterable[dict]) -> dict[str, list[dict]]:
     return dict(users)
 
 
+def amazon_history_block(reviews: Sequence[dict], item_meta: dict | None = None, max_items: int = 30) -> str:
+    """§5.1 Amazon rendering of the <= 30 items *before* the item-selection target (never the target)."""
+    from humanai_jax.humanllm.tasks import item_selection_target_index
+
+    t = item_selection_target_index(reviews)
+    parts = []
+    for k, r in enumerate(reviews[max(0, t - max_items):t], 1):
+        item = r.get("item") or {}
+        lines = [f"History {k}: User bought {item.get('title')} on {utc_time(r['timestamp'])}. "
+                 f"The rating is {item.get('rating')}.", r.get("rewrite_v1") or r.get("raw_text") or ""]
+        meta = (item_meta or {}).get(item.get("item_id")) or {}
+        if meta.get("price") not in (None, "", "None"):
+            lines.append(f"Price: {meta['price']}")
+        if meta.get("categories"):
+            lines.append("Categories: " + ", ".join(map(str, meta["categories"])))
+        if meta.get("description"):
+            desc = meta["description"]
+            lines.append("Description: " + (" ".join(map(str, desc)) if isinstance(desc, list) else str(desc))[:2000])
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def user_synthesis(backend, v1_logs: Sequence[dict], v2_logs: Sequence[dict], out_path: str, platform: str,
                    report: StageReport, settings: LLMSettings = LLMSettings(),
-                   user_meta: dict | None = None) -> list[dict]:
-    """One UserRecord per user with enough qualified posts (Reddit 3, Twitter 5, Blogger 3 high)."""
-    users = group_users(g for g in kept(v1_logs) if is_post(g) and v1_qualified(g, platform))
+                   user_meta: dict | None = None, item_meta: dict | None = None,
+                   all_logs: Sequence[dict] | None = None) -> list[dict]:
+    """One UserRecord per user with enough qualified posts (Reddit 3, Twitter 5, Blogger 3 high).
+
+    Amazon: persona/profile/stories are built from the purchase history before the item-selection target
+    (`all_logs`: every review of the user in time order, with v1 tags where available; `item_meta`: metadata).
+    """
+    if platform == "amazon":
+        users = group_users(all_logs if all_logs is not None else kept(v1_logs))
+    else:
+        users = group_users(g for g in kept(v1_logs) if is_post(g) and v1_qualified(g, platform))
     v2_by_user = group_users(g for g in kept(v2_logs) if is_post(g) and v2_qualified(g))
     units = []
     for uid, posts in users.items():
@@ -367,7 +397,10 @@ def user_synthesis(backend, v1_logs: Sequence[dict], v2_logs: Sequence[dict], ou
         units.append({"uid": uid, "posts": posts, "v2_posts": v2_by_user.get(uid, [])})
 
     def process(batch):
-        blocks = [posts_block(u["posts"]) for u in batch]
+        if platform == "amazon":
+            blocks = [amazon_history_block(u["posts"], item_meta) for u in batch]
+        else:
+            blocks = [posts_block(u["posts"]) for u in batch]
         asks = {
             "persona": _ask(backend, settings, "persona",
                             [settings.prompt("persona", "persona", "posts", posts=b) for b in blocks],

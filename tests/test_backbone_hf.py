@@ -256,3 +256,14 @@ def test_real_checkpoint_matches_torch():
     ours = forward_jit(params, tokens, config)
     ref = torch_logits(reference, tokens)
     assert max_diff(ours, ref) <= 1e-3 * max(1.0, float(np.abs(ref).max()))
+
+
+def test_save_names_a_mismatched_leaf(tmp_path):
+    config = bb.ModelConfig.small(vocab_size=32, d_model=16, n_layers=1, n_heads=2, model_type="llama")
+    params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), bb.param_shapes(config))
+    params["layers"]["w_up"] = np.zeros((1, 16, 63), np.float32)
+    with pytest.raises(ValueError, match=r"\['layers'\]\['w_up'\] has shape \(1, 16, 63\), expected \(1, 16, 64\)"):
+        bb.save_pretrained(tmp_path, config, params)
+    del params["layers"]["w_up"]
+    with pytest.raises(ValueError, match=r"lack leaf \['layers'\]\['w_up'\]"):
+        bb.save_pretrained(tmp_path, config, params)

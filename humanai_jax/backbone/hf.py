@@ -348,18 +348,31 @@ def _write_safetensors(file: pathlib.Path, names: list[str], shapes, dtypes, pro
             f.write(array.tobytes())
 
 
+def _check_params(config: ModelConfig, params) -> None:
+    """Raises ValueError naming the first leaf that is missing, extra or mis-shaped for `config`."""
+    is_info = lambda x: hasattr(x, "logical_axes")
+    expected = {jax.tree_util.keystr(k): i.shape
+                for k, i in jax.tree_util.tree_leaves_with_path(param_info(config), is_leaf=is_info)}
+    found = {jax.tree_util.keystr(k): tuple(x.shape) for k, x in jax.tree_util.tree_leaves_with_path(params)}
+    for name in expected.keys() - found.keys():
+        raise ValueError(f"params lack leaf {name} (expected shape {expected[name]}) for this config")
+    for name in found.keys() - expected.keys():
+        raise ValueError(f"params have leaf {name} (shape {found[name]}) that this config does not use")
+    for name, shape in expected.items():
+        if found[name] != shape:
+            raise ValueError(f"params leaf {name} has shape {found[name]}, expected {shape}")
+
+
 def save_pretrained(path, config: ModelConfig, params, max_shard_bytes: int = 5 * 1024**3) -> None:
     """Writes `config.json` (transformers v5 layout) and safetensors weights to directory `path`.
 
     One `model.safetensors` if it fits in `max_shard_bytes`, else `model-0000k-of-0000n.safetensors`
-    files plus `model.safetensors.index.json`. Tensors keep the dtype of their leaf.
+    files plus `model.safetensors.index.json`. All tensors are written in the dtype of
+    `params["embed"]` (the `dtype` recorded in config.json).
     """
     path = pathlib.Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    expected_leaves = jax.tree.map(lambda i: i.shape, param_info(config), is_leaf=lambda x: hasattr(x, "logical_axes"))
-    found_leaves = jax.tree.map(lambda x: tuple(x.shape), params)
-    if jax.tree.structure(expected_leaves) != jax.tree.structure(found_leaves) or expected_leaves != found_leaves:
-        raise ValueError(f"params do not match the config: expected leaf shapes {expected_leaves}, found {found_leaves}")
+    _check_params(config, params)
 
     producers = _export_tensors(config)
     shapes = hf_tensor_shapes(config)

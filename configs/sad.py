@@ -32,13 +32,18 @@ _DATASETS = {
     ),
     "ml1m_m1": dict(
         sparse=dict(alpha=0.01, l1_ratio=1e-4),
+        # negative_group_size=1024 (one shared draw per batch): ~10x faster epochs than per-pair draws,
+        # which is what fits the pipeline in ~10 CPU minutes (docs/sad.md, "Negative sampling").
         dense=dict(dim=128, init_std=1e-3, batch_size=1024, num_negatives=200, negative_weight=200, w1=1e-7,
-                   w3=1e-7, gamma=1e-4, max_epochs=100, patience=50),
+                   w3=1e-7, gamma=1e-4, max_epochs=100, patience=50, negative_group_size=1024),
         d2s=dict(k_user_train=5, k_item_train=25, k_user_test=0, k_item_test=0),
         fusion=dict(beta=3.0),
     ),
-    "lastfm": dict(  # no SaD values exist for Last.fm: the ML-1M dense settings, BARS Yelp SLIM values
-        sparse=dict(alpha=0.01, l1_ratio=1e-4),
+    # No SaD values exist for Last.fm: ML-1M dense settings. Its 17,388 items make SLIM's dense O(I^3)
+    # coordinate descent too slow for a CPU, so the sparse view is cosine ItemKNN (top-100); set
+    # --config.sparse.model=slim to use SLIM (alpha/l1_ratio as for ML-1M) on a bigger machine.
+    "lastfm": dict(
+        sparse=dict(model="itemknn", alpha=0.01, l1_ratio=1e-4),
         dense=dict(dim=64, init_std=1e-3, batch_size=1024, num_negatives=200, negative_weight=200, w1=1e-7,
                    w3=1e-7, gamma=1e-4, max_epochs=150, patience=20),
         d2s=dict(k_user_train=5, k_item_train=25, k_user_test=0, k_item_test=0),

@@ -287,3 +287,15 @@ def test_default_positions_brute_force():
                 count = 0
             count += mask[b, t]
             assert got[b, t] == max(count - 1, 0), (b, t)
+
+
+def test_bad_input_shapes_are_named():
+    config = bb.ModelConfig.small(vocab_size=32, d_model=16, n_layers=1, n_heads=2)
+    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), bb.param_shapes(config))
+    with pytest.raises(ValueError, match=r"tokens must be \[batch, seq\]"):
+        bb.forward(params, jnp.zeros((5,), jnp.int32), config)
+    with pytest.raises(ValueError, match=r"attention_mask must have the tokens' shape \(2, 5\), got \(2, 4\)"):
+        bb.forward(params, jnp.zeros((2, 5), jnp.int32), config, attention_mask=jnp.ones((2, 4)))
+    with pytest.raises(ValueError, match="do not fit a cache"):
+        bb.forward_cached(params, jnp.zeros((2, 9), jnp.int32), config, bb.init_cache(config, 2, 8),
+                          positions=jnp.zeros((2, 9), jnp.int32))

@@ -297,6 +297,8 @@ def load_pretrained(path, dtype=jnp.float32, mesh=None, rules=None, **config_ove
 
     if rules is None and mesh is not None:
         rules = ShardingRules.create(mesh)
+    if rules is not None and mesh is not None and rules.mesh != mesh:
+        raise ValueError("load_pretrained: `rules` is bound to a different mesh than `mesh`")
     infos = param_info(config)
     params: dict[str, Any] = {}
     target = config.params_dtype

@@ -48,6 +48,14 @@ def _check_rules(rules) -> None:
         )
 
 
+def _check_shapes(tokens, **arrays) -> None:
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be [batch, seq], got shape {tokens.shape}")
+    for name, a in arrays.items():
+        if a is not None and tuple(a.shape) != tuple(tokens.shape):
+            raise ValueError(f"{name} must have the tokens' shape {tuple(tokens.shape)}, got {tuple(a.shape)}")
+
+
 def _embed(params, tokens: jax.Array, config: ModelConfig, rules) -> jax.Array:
     # mode="clip": an out-of-range id (e.g. a -1 pad) must not become a NaN row, which would
     # leak into real tokens through 0 * NaN in the attention of masked keys.
@@ -141,6 +149,7 @@ def hidden_states(
     rules: a `humanai_jax.sharding.ShardingRules` adding sharding hints on activations, or None.
     """
     _check_rules(rules)
+    _check_shapes(tokens, positions=positions, segment_ids=segment_ids, attention_mask=attention_mask)
     B, T = tokens.shape
     if positions is None:
         positions = default_positions(B, T, segment_ids=segment_ids, attention_mask=attention_mask)
@@ -251,8 +260,11 @@ def forward_cached(
     Works under jit for a prefill bucket (T = prompt length) and decode steps (T = 1).
     """
     _check_rules(rules)
+    _check_shapes(tokens, positions=positions, token_mask=token_mask)
     B, T = tokens.shape
     S = cache.k.shape[2]
+    if T > S or cache.k.shape[1] != B:
+        raise ValueError(f"tokens {tokens.shape} do not fit a cache of batch {cache.k.shape[1]} and {S} slots")
     index = cache.index.astype(jnp.int32)
     token_mask = jnp.ones((B, T), bool) if token_mask is None else token_mask.astype(bool)
     positions = positions.astype(jnp.int32)

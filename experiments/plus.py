@@ -19,11 +19,13 @@ import numpy as np
 from absl import logging
 
 from humanai_jax import experiment
-from humanai_jax.backbone import ModelConfig, init_params
+from humanai_jax import sharding as shd
+from humanai_jax.backbone import ModelConfig, init_params, param_logical_axes
 from humanai_jax.checkpoint import Checkpointer, abstract_like
 from humanai_jax.plus import data as D
 from humanai_jax.plus import loaders, loop, models, pets
 from humanai_jax.plus import text as T
+from humanai_jax.train import loop as train_loop
 from humanai_jax.train.optim import make_optimizer
 
 METHODS = tuple(loop.CONDITIONING)
@@ -89,10 +91,12 @@ def model_config(block, vocab_size: int, max_len: int, pad_id: int, end_id: int)
     )
 
 
-def init_state(config, actor_cfg, rm_cfg, txs, rng):
+def init_state(config, actor_cfg, rm_cfg, txs, rng, rules):
+    """Fresh state with every parameter placed by its logical axes on the mesh (`rules`); optimizer
+    states inherit the parameters' shardings (Adam moments are `zeros_like` the parameters)."""
     actor_rng, rm_rng, loop_rng = jax.random.split(rng, 3)
-    actor_params = init_params(actor_cfg, actor_rng)
-    rm_params = models.init_value_model(rm_cfg, rm_rng)
+    actor_params = place(init_params(actor_cfg, actor_rng), param_logical_axes(actor_cfg), rules)
+    rm_params = place(models.init_value_model(rm_cfg, rm_rng), models.value_model_logical_axes(rm_cfg), rules)
     critic_params = models.init_critic_from_reward_model(rm_params)
     return {
         "step": jnp.zeros((), jnp.int32),
@@ -102,6 +106,10 @@ def init_state(config, actor_cfg, rm_cfg, txs, rng):
         "ref": actor_params,
         "rng": loop_rng,
     }
+
+
+def place(params, logical_axes, rules):
+    return jax.device_put(params, shd.tree_shardings(rules, logical_axes, params))
 
 
 def warm_up_summarizer(state, train, config, steps, codec, txs, log):
@@ -122,14 +130,14 @@ def warm_up_summarizer(state, train, config, steps, codec, txs, log):
     return dict(state, actor={"params": params, "opt_state": txs["actor"].init(params)}, ref=params)
 
 
-def warm_up_rm(state, train, config, steps, codec, actor_cfg, log):
+def warm_up_rm(state, train, config, steps, codec, actor_cfg, log, rules):
     """Spec fallback: train the RM alone on untrained-summarizer outputs before co-adaptation."""
     for i in range(config.rm_warmup_steps):
         batch = _batch(train, i, config.ppo.rollout_batch, config.seed + 7)
         state, metrics = loop.plus_iteration(state, batch, steps=steps, codec=codec, actor_cfg=actor_cfg,
                                              oracle=pets.oracle_summary, method="untrained",
                                              train_batch=config.ppo.train_batch, rm_batch=config.ppo.rm_batch,
-                                             temperature=config.ppo.temperature)
+                                             temperature=config.ppo.temperature, rules=rules)
         log.write(-config.rm_warmup_steps + i, **{f"rm_warmup_{k}": v for k, v in metrics.items()})
     return dict(state, step=jnp.zeros((), jnp.int32))
 
@@ -142,7 +150,7 @@ def schedule_lengths(config) -> tuple[int, int, int]:
 
 
 @functools.lru_cache(maxsize=8)
-def compiled_steps(actor_cfg, rm_cfg, hyper, optim_json: str, lengths: tuple[int, int, int]):
+def compiled_steps(actor_cfg, rm_cfg, hyper, optim_json: str, lengths: tuple[int, int, int], rules):
     """Optimizers and jitted steps for one (models, PPO, optim) setting. Memoised so that runs with the
     same setting in one process (baselines, resumes, tests) reuse the compiled functions."""
     optim = ml_collections.ConfigDict(json.loads(optim_json))
@@ -153,7 +161,7 @@ def compiled_steps(actor_cfg, rm_cfg, hyper, optim_json: str, lengths: tuple[int
         "rm": make_optimizer(optim.rm, rm)[0],
         "sft": make_optimizer(optim.sft, sft)[0],
     }
-    return txs, loop.make_steps(actor_cfg, rm_cfg, txs, hyper)
+    return txs, loop.make_steps(actor_cfg, rm_cfg, txs, hyper, rules)
 
 
 def _batch(examples, iteration: int, size: int, seed: int):
@@ -191,8 +199,14 @@ def run(config, workdir: str) -> dict:
         policy_reduction=config.ppo.policy_reduction, value_reduction=config.ppo.value_reduction,
         whiten_advantages=config.ppo.whiten_advantages,
     )
-    txs, steps = compiled_steps(actor_cfg, rm_cfg, hyper, config.optim.to_json(), schedule_lengths(config))
-    state = init_state(config, actor_cfg, rm_cfg, txs, jax.random.PRNGKey(config.seed))
+    mesh, rules = train_loop.mesh_and_rules(config)
+    with jax.set_mesh(mesh):
+        return _run(config, workdir, method, log, splits, codec, actor_cfg, rm_cfg, hyper, rules)
+
+
+def _run(config, workdir, method, log, splits, codec, actor_cfg, rm_cfg, hyper, rules):
+    txs, steps = compiled_steps(actor_cfg, rm_cfg, hyper, config.optim.to_json(), schedule_lengths(config), rules)
+    state = init_state(config, actor_cfg, rm_cfg, txs, jax.random.PRNGKey(config.seed), rules)
 
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=2)
     start_step, restored, _ = ckpt.restore_latest(abstract_like(state))
@@ -204,11 +218,11 @@ def run(config, workdir: str) -> dict:
         if uses_summarizer and config.sft.steps:
             state = warm_up_summarizer(state, splits["train"], config, steps, codec, txs, log)
         if uses_summarizer and config.rm_warmup_steps:
-            state = warm_up_rm(state, splits["train"], config, steps, codec, actor_cfg, log)
+            state = warm_up_rm(state, splits["train"], config, steps, codec, actor_cfg, log, rules)
         ckpt.save(0, state, {"phase": "warmed_up"}, force=True)
         start_step = 0
 
-    common = dict(steps=steps, codec=codec, actor_cfg=actor_cfg, oracle=pets.oracle_summary, method=method)
+    common = dict(steps=steps, codec=codec, actor_cfg=actor_cfg, oracle=pets.oracle_summary, method=method, rules=rules)
     eval_rng = jax.random.PRNGKey(config.seed + 12345)
     curve = {name: splits[name][: config.eval.curve_rows] for name in ("test_seen", "test_ood")}
     t0 = time.time()
@@ -246,7 +260,7 @@ def run(config, workdir: str) -> dict:
     results["paper_pets_ood_accuracy"] = PAPER["pets_ood"].get(method)
     if uses_summarizer:
         _, _, sample = loop.sample_summaries(state["actor"]["params"], actor_cfg, codec, splits["test_seen"][:4],
-                                             eval_rng, temperature=config.ppo.temperature)
+                                             eval_rng, temperature=config.ppo.temperature, rules=rules)
         results["example_summaries"] = [{"user_type": ex.user_type, "summary": s} for ex, s in zip(splits["test_seen"][:4], sample)]
     plot_curves(workdir)
     return results

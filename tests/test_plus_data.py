@@ -109,6 +109,7 @@ def test_rendering_golden_strings():
     # A prompt that starts with its own User: marker becomes a separate user turn (as in the reference).
     assert [m["content"] for m in D.reward_chat("z", "User: Q", "A")][1:] == ["Q", "A"]
     assert D.reward_chat(None, "User: Q", "A") == [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+    assert D.reward_chat(None, "Q", "A") == [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
     assert D.vpl_prompt_to_plus("Human: a\n\nAssistant: b\n\nHuman: c") == "a\n\nAssistant: b\n\nUser: c"
     messages = D.summarizer_messages([D.Pair("User: Q", "yes", "no")])
     assert messages[0]["content"] == (

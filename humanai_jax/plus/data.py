@@ -142,7 +142,10 @@ def split_turns(text: str) -> list[dict]:
 
 def reward_chat(summary: str | None, prompt: str, response: str) -> list[dict]:
     """The reward model's chat for one response (§2.3). `summary=None` drops the summary prefix (BTL)."""
-    text = (RM_PREFIX.format(summary=summary) if summary is not None else "") + prompt
+    if summary is not None:
+        text = RM_PREFIX.format(summary=summary) + prompt
+    else:  # no summary: the prompt's first turn opens the chat (it may already carry a marker)
+        text = prompt if _TURN.match(prompt) else "User: " + prompt
     return split_turns(text) + [{"role": "assistant", "content": response}]
 
 

@@ -136,7 +136,7 @@ def _apply(tx, slot, grads):
 
 
 def make_steps(actor_cfg: ModelConfig, rm_cfg: ModelConfig, txs: dict, hyper: PPOHyper, rules=None) -> dict[str, Callable]:
-    """The jitted pure functions of the loop. `txs`: optax transforms for "actor", "critic", "rm"."""
+    """The jitted pure functions of the loop. `txs`: optax transforms for "actor", "critic", "rm", "sft"."""
 
     def rm_scores(rm_params, batch):
         scores = M.reward_scores(rm_params, batch["tokens"], batch["attention"], rm_cfg, rules)
@@ -197,7 +197,7 @@ def make_steps(actor_cfg: ModelConfig, rm_cfg: ModelConfig, txs: dict, hyper: PP
             return total / jnp.maximum(count, 1.0)
 
         loss, grads = jax.value_and_grad(loss_fn)(actor["params"])
-        return _apply(txs["actor"], actor, grads), {"sft_loss": loss}
+        return _apply(txs["sft"], actor, grads), {"sft_loss": loss}
 
     return {"score": score, "experience": experience, "ppo_update": ppo_update, "rm_update": rm_update,
             "sft_update": sft_update}
@@ -206,7 +206,7 @@ def make_steps(actor_cfg: ModelConfig, rm_cfg: ModelConfig, txs: dict, hyper: PP
 # ----------------------------------------------------------------------------- rollouts
 
 
-def sample_summaries(actor_params, actor_cfg: ModelConfig, codec: Codec, examples, rng, *, temperature: float):
+def sample_summaries(actor_params, actor_cfg: ModelConfig, codec: Codec, examples, rng, *, temperature: float, rules=None):
     """Samples one summary per example with the decoding engine on the actor's own (live) params.
     Returns (prompt ids, completion ids, summaries)."""
     prompts = [codec.prompt_ids(ex) for ex in examples]
@@ -214,7 +214,7 @@ def sample_summaries(actor_params, actor_cfg: ModelConfig, codec: Codec, example
         rng = jax.random.wrap_key_data(rng)
     tokens, lengths = decoding.generate(
         actor_params, actor_cfg, prompts, max_new_tokens=codec.shapes.completion_len, temperature=temperature,
-        stop_token_ids=(codec.end_id,), rng=rng, pad_id=codec.pad_id,
+        stop_token_ids=(codec.end_id,), rng=rng, pad_id=codec.pad_id, rules=rules,
     )
     completions = [list(map(int, row[:n])) for row, n in zip(tokens, lengths)]
     return prompts, completions, codec.summaries(prompts, completions)
@@ -230,14 +230,14 @@ def _take(tree: dict, index: np.ndarray) -> dict:
 
 
 def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method: str, train_batch: int,
-                   rm_batch: int, temperature: float, update_actor: bool = True):
+                   rm_batch: int, temperature: float, update_actor: bool = True, rules=None):
     """One rollout batch of the co-adaptation schedule (spec §4). Returns (new state, metrics)."""
     rng, sample_rng, ppo_rng, rm_rng = jax.random.split(state["rng"], 4)
     metrics: dict[str, float] = {}
     summaries = None
     if CONDITIONING[method] == "summarizer":
         prompts, completions, summaries = sample_summaries(
-            state["actor"]["params"], actor_cfg, codec, examples, sample_rng, temperature=temperature
+            state["actor"]["params"], actor_cfg, codec, examples, sample_rng, temperature=temperature, rules=rules
         )
         metrics["summary_tokens"] = float(np.mean([len(c) for c in completions]))
     conditions = conditions_for(method, examples, summaries, oracle)
@@ -277,7 +277,7 @@ def sft_iteration(state, examples, summaries: Sequence[str], *, steps, codec: Co
 
 
 def evaluate(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method: str, rng, num_samples: int,
-             batch_size: int, temperature: float = 1.0, controversial: Callable | None = None) -> dict[str, float]:
+             batch_size: int, temperature: float = 1.0, controversial: Callable | None = None, rules=None) -> dict[str, float]:
     """Held-out RM accuracy `mean 1[r_c > r_r]` (ties are errors) and mean log σ(r_c - r_r) on the eval
     pairs, averaged over `num_samples` summary samples (spec §7). Also on the controversial subset."""
     correct = np.zeros((num_samples, len(examples)))
@@ -289,7 +289,8 @@ def evaluate(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method:
             summaries = None
             if CONDITIONING[method] == "summarizer":
                 _, _, summaries = sample_summaries(state["actor"]["params"], actor_cfg, codec, chunk,
-                                                   jax.random.fold_in(sample_rng, start), temperature=temperature)
+                                                   jax.random.fold_in(sample_rng, start), temperature=temperature,
+                                                   rules=rules)
             conditions = conditions_for(method, chunk, summaries, oracle)
             pairs = [ex.eval if ex.eval is not None else ex.reward for ex in chunk]
             scored = steps["score"](state["rm"]["params"], {k: jnp.asarray(v) for k, v in codec.rm_inputs(conditions, pairs).items()})

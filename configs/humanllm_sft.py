@@ -48,7 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(
         source="synthetic",  # synthetic | files
         train_path=args.train, test_path=args.test,  # JSONL of {uid, source, messages} (files)
-        n_users=1600, n_genres=8, items_per_genre=4,  # synthetic users with latent preferences
+        n_users=1600, n_genres=8, items_per_genre=5,  # synthetic users with latent preferences
         tokenizer="",  # "" = hf_path's, else a byte-level BPE trained into WORKDIR/tokenizer
         vocab_size=1024,
         seq_len=288,  # packed row length (cutoff_len); rows hold seq_len + 1 tokens
@@ -60,7 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     ))
     c.train = ml_collections.ConfigDict(dict(
         steps=400, batch_size=8, grad_accum=1, loss_chunk=0,
-        mix_temperature=0.0,  # task mixing: probability ∝ count^T (0 = balanced, 1 = proportional)
+        mix_temperature=1.0,  # task mixing: probability ∝ count^T (1 = proportional, as the reference; 0 = balanced)
         log_every=25, distributed="auto",
     ))
     c.ckpt = ml_collections.ConfigDict(dict(dir="", every=250, keep=2, resume=True))

@@ -341,9 +341,22 @@ def task_of(source: str) -> str:
     return source.rsplit(".", 1)[-1]
 
 
+def test_users_of(uids: Iterable[str], test_fraction: float = 0.1, seed: int = SEED) -> set[str]:
+    """A seeded random `test_fraction` of the users (at least one when there are >= 2 users)."""
+    users = sorted(set(uids))
+    random.Random(seed).shuffle(users)
+    n_test = int(round(test_fraction * len(users)))
+    if len(users) >= 2:
+        n_test = max(1, n_test)
+    return set(users[:n_test])
+
+
 def filter_split(samples: Sequence[dict], cap: int, *, length_fn: Callable[[dict], int] | None = None,
-                 max_tokens: int = 8192, test_fraction: float = 0.1, seed: int = SEED) -> tuple[list, list, dict]:
-    """§7.1 per task and platform; returns (train, test, counts). The split is by user (see module doc)."""
+                 max_tokens: int = 8192, test_fraction: float = 0.1, seed: int = SEED,
+                 test_users: set[str] | None = None) -> tuple[list, list, dict]:
+    """§7.1 per task and platform; returns (train, test, counts). The split is by user (see module doc):
+    `test_users` (shared by all tasks, so no test user is trained on in any task) or, if None, the last
+    `test_fraction` of this task's users in sampled order."""
     rng = random.Random(seed)
     counts = {"candidates": len(samples)}
     picked = rng.sample(list(samples), min(len(samples), int(1.2 * cap)))
@@ -352,11 +365,12 @@ def filter_split(samples: Sequence[dict], cap: int, *, length_fn: Callable[[dict
     counts["too_long"] = min(len(samples), int(1.2 * cap)) - len(picked)
     picked = picked[:cap]
     counts["over_cap"] = len(samples) - counts["too_long"] - len(picked)
-    users = list(dict.fromkeys(s["uid"] for s in picked))  # first-appearance order of the shuffled list
-    n_test_users = int(round(test_fraction * len(users)))
-    if len(users) >= 2:
-        n_test_users = max(1, n_test_users)
-    test_users = set(users[len(users) - n_test_users:])
+    if test_users is None:
+        users = list(dict.fromkeys(s["uid"] for s in picked))  # first-appearance order of the shuffled list
+        n_test_users = int(round(test_fraction * len(users)))
+        if len(users) >= 2:
+            n_test_users = max(1, n_test_users)
+        test_users = set(users[len(users) - n_test_users:])
     train = [s for s in picked if s["uid"] not in test_users]
     test = [s for s in picked if s["uid"] in test_users]
     counts.update(train=len(train), test=len(test))
@@ -368,15 +382,19 @@ def cap_for(source: str) -> int:
     return (AMAZON_CAPS if source.startswith("amazon.") else CAPS)[task]
 
 
-def split_all(samples: Iterable[dict], *, length_fn=None, caps: dict | None = None, seed: int = SEED):
-    """Groups by source, applies `filter_split` to each; returns (train, test, {source: counts})."""
+def split_all(samples: Iterable[dict], *, length_fn=None, caps: dict | None = None, seed: int = SEED,
+              test_fraction: float = 0.1):
+    """Groups by source, applies `filter_split` to each with one set of test users for all tasks;
+    returns (train, test, {source: counts})."""
     by_source: dict[str, list] = {}
+    samples = list(samples)
     for s in samples:
         by_source.setdefault(s["source"], []).append(s)
+    test_users = test_users_of((s["uid"] for s in samples), test_fraction, seed)
     train, test, report = [], [], {}
     for source in sorted(by_source):
         cap = (caps or {}).get(task_of(source), cap_for(source))
-        tr, te, counts = filter_split(by_source[source], cap, length_fn=length_fn, seed=seed)
+        tr, te, counts = filter_split(by_source[source], cap, length_fn=length_fn, seed=seed, test_users=test_users)
         train += tr
         test += te
         report[source] = counts

@@ -1,7 +1,7 @@
 """Decode throughput: our jitted KV-cache engine vs transformers `generate`, same checkpoint.
 
     python -m experiments.benchmarks.decode_throughput [--new_tokens 128] [--prompt_len 32]
-        [--batches 1,16] [--items 100000] [--repeats 3]
+        [--batches 1,16] [--items 100000] [--repeats 3] [--parts throughput,constraint]
 
 Model: the platform benchmark's Qwen2-style config (8 layers, hidden 512, 8 heads, 2 KV heads,
 intermediate 1408, vocab 8192, float32), random weights made by transformers, saved with
@@ -129,7 +129,9 @@ def main():
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--parts", default="throughput,constraint", help="which sections to run")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     import torch
 
     print(f"jax {jax.__version__} devices {jax.devices()} | torch {torch.__version__} threads {torch.get_num_threads()}"
@@ -145,7 +147,7 @@ def main():
     rng = np.random.default_rng(0)
     n = args.new_tokens
     results = {}
-    for b in [int(x) for x in args.batches.split(",")]:
+    for b in [int(x) for x in args.batches.split(",")] if "throughput" in parts else []:
         prompts = rng.integers(1, config.vocab_size, size=(b, args.prompt_len)).tolist()
         ours = time_ours(params, config, prompts, n, args.repeats)
         ours_1 = time_ours(params, config, prompts, 1, args.repeats)
@@ -164,6 +166,8 @@ def main():
         print(line, f"| load {_load()}", flush=True)
 
     # ---------------------------------------------------------------- constrained decoding
+    if "constraint" not in parts:
+        return
     soi, eoi = config.vocab_size - 2, config.vocab_size - 1
     titles = synthetic_catalogue(args.items, soi)
     t = time.perf_counter()
@@ -175,17 +179,61 @@ def main():
           f" item_path {sizes['item_path'] / 2**20:.1f}, CSR+nodes "
           f"{(sizes['total'] - sizes['heavy_allowed'] - sizes['heavy_child'] - sizes['item_path']) / 2**20:.1f})")
     con = ItemConstraint(trie.to_device(), max_items=32)
-    # Make <SOI> likely so rows spend much of the reply inside spans (both runs use these weights).
-    biased = dict(params, lm_head=params["lm_head"].at[:, soi].set(params["lm_head"][:, soi] + 0.05 * jnp.sign(params["final_norm"])))
+    biased = soi_biased(params, config, soi, rng)
     kw = dict(temperature=1.0, rng=jax.random.key(0))
     for b in [int(x) for x in args.batches.split(",")]:
         prompts = rng.integers(1, soi, size=(b, args.prompt_len)).tolist()
-        free = time_ours(biased, config, prompts, n, args.repeats, **kw)
-        cons = time_ours(biased, config, prompts, n, args.repeats, constraint=con, **kw)
+        free, cons = interleaved(
+            lambda: generate(biased, config, prompts, max_new_tokens=n, **kw),
+            lambda: generate(biased, config, prompts, max_new_tokens=n, constraint=con, **kw),
+            repeats=max(3, args.repeats),
+        )
         toks, _ = generate(biased, config, prompts, max_new_tokens=n, constraint=con, **kw)
-        share = np.mean([(r == soi).sum() for r in toks])
+        in_span = np.mean([_span_share(r, soi, eoi) for r in toks])
         print(f"batch {b:3d}: sampled decode {b * n / free:8.1f} tok/s free vs {b * n / cons:8.1f} tok/s constrained: "
-              f"overhead {100 * (cons / free - 1):+.1f}% ({share:.1f} spans per reply) | load {_load()}", flush=True)
+              f"overhead {100 * (cons / free - 1):+.1f}% ({100 * in_span:.0f}% of constrained tokens inside spans) "
+              f"| load {_load()}", flush=True)
+
+
+def soi_biased(params, config, soi, rng):
+    """Makes <SOI> win about half of the free steps, so replies are mostly spans (the free and the
+    constrained run both use these weights): a constant component in every input embedding
+    survives to the final norm as one dominant hidden coordinate, and the <SOI> head column reads
+    it with a gain that puts the <SOI> logit at ~ln(V)."""
+    from humanai_jax.backbone import forward
+
+    embed = params["embed"].at[:, 0].add(1.0)
+    tokens = jnp.asarray(rng.integers(1, soi, size=(4, 64)), jnp.int32)
+    biased = dict(params, embed=embed)
+    _, hidden = jax.jit(lambda p, t: forward(p, t, config, return_hidden=True))(biased, tokens)
+    gain = float(np.log(config.vocab_size)) / float(jnp.mean(hidden[..., 0]))
+    head = params["lm_head"].at[:, soi].set(0.0).at[0, soi].set(gain)
+    return dict(biased, lm_head=head)
+
+
+def interleaved(run_a, run_b, repeats: int) -> tuple[float, float]:
+    """Best-of-`repeats` wall times of two callables, alternated so load drifts hit both alike."""
+    run_a(), run_b()  # compile
+    ta, tb = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run_a()
+        ta.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        run_b()
+        tb.append(time.perf_counter() - t)
+    return min(ta), min(tb)
+
+
+def _span_share(row, soi, eoi) -> float:
+    inside, count = False, 0
+    for t in row.tolist():
+        if t == soi and not inside:
+            inside = True
+        elif t == eoi and inside:
+            inside = False
+        count += inside
+    return count / len(row)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ from humanai_jax.configs import choose_variant, parse_arg
 _DATASETS = {
     "synthetic": dict(
         sparse=dict(alpha=0.01, l1_ratio=1e-4),
-        dense=dict(dim=32, init_std=1e-3, batch_size=512, num_negatives=64, negative_weight=64, w1=1e-7, w3=1e-7,
-                   gamma=1e-4, max_epochs=60, eval_every=5, eval_every_after=30, patience=6, lr=5e-3),
+        dense=dict(dim=32, init_std=1e-3, batch_size=128, num_negatives=64, negative_weight=64, w1=1e-7, w3=1e-7,
+                   gamma=1e-4, max_epochs=60, eval_every=5, eval_every_after=30, patience=6, lr=1e-2),
         d2s=dict(k_user_train=5, k_item_train=10, k_user_test=0, k_item_test=0),
         fusion=dict(beta=3.0),
     ),

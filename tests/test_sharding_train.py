@@ -19,7 +19,17 @@ from humanai_jax.train import loop, step as step_lib
 from humanai_jax.train.state import per_device_bytes, train_state_shardings
 
 MODEL = ModelConfig.small(vocab_size=128, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=64)
+_INIT = jax.jit(functools.partial(init_params, MODEL))  # one compile, shared by the tests
 MESHES = {"dp": (4, 1, 1), "fsdp": (1, 4, 1), "tp": (1, 1, 4), "fsdp_tp": (1, 2, 2)}
+
+
+def _numpy_params(shapes, rng):
+    """Weights ~ N(0, 0.1), norm scales ~ 1 + N(0, 0.1), drawn with numpy for the given shapes."""
+    def draw(path, s):
+        base = 1.0 if "norm" in jax.tree_util.keystr(path) else 0.0
+        return jnp.asarray(base + rng.normal(0.0, 0.1, s.shape), jnp.float32)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 def _config(data, fsdp, tensor):
@@ -39,8 +49,11 @@ def _spec(sharding) -> tuple:
 @pytest.fixture(scope="module")
 def reference():
     assert jax.device_count() == 4, "conftest.py must simulate 4 CPU devices"
-    params = jax.jit(functools.partial(init_params, MODEL))(jax.random.PRNGKey(0))
-    tokens = jax.random.randint(jax.random.PRNGKey(1), (8, 17), 0, MODEL.vocab_size)
+    # numpy-drawn weights (skips compiling the RNG init; norms not all ones)
+    shapes = jax.eval_shape(functools.partial(init_params, MODEL), jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    params = _numpy_params(shapes, rng)
+    tokens = jnp.asarray(rng.integers(0, MODEL.vocab_size, (8, 17)), jnp.int32)
     fn = jax.jit(_forward_and_grads, static_argnums=2)
     return params, tokens, jax.device_get(fn(params, tokens, step_lib.StepConfig(model=MODEL)))
 
@@ -89,7 +102,7 @@ def test_born_sharded_params_and_per_device_bytes():
     wq = params["layers"]["wq"]
     assert wq.sharding.spec == shardings["params"]["layers"]["wq"].spec
     assert [s.data.shape for s in wq.addressable_shards] == [(2, 8, 4, 8)] * 4  # D=32 split 4 ways
-    np.testing.assert_allclose(np.asarray(wq), np.asarray(jax.jit(functools.partial(init_params, MODEL))(jax.random.PRNGKey(0))["layers"]["wq"]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(wq), np.asarray(_INIT(jax.random.PRNGKey(0))["layers"]["wq"]), rtol=1e-6)
     # per-device bytes from the abstract state equal the bytes actually placed on device 0
     on_dev0 = sum(s.data.nbytes for x in jax.tree.leaves(params) for s in x.addressable_shards if s.device == jax.devices()[0])
     assert per_device_bytes(abstract["params"]) == on_dev0
@@ -124,7 +137,8 @@ def test_train_step_donates_state():
     from humanai_jax.train.state import new_train_state
 
     with jax.set_mesh(mesh):
-        state = jax.jit(lambda r: new_train_state(init_params(MODEL, r), tx, r), out_shardings=sh)(jax.random.PRNGKey(0))
+        params = _numpy_params(jax.eval_shape(functools.partial(init_params, MODEL), jax.random.PRNGKey(0)), np.random.default_rng(1))
+        state = jax.jit(lambda p, r: new_train_state(p, tx, r), out_shardings=sh)(params, jax.random.PRNGKey(0))
         b_sh = loop.batch_sharding(rules)
         step = jax.jit(functools.partial(step_lib.train_step, cfg=step_lib.StepConfig(model=MODEL, rules=rules), tx=tx),
                        in_shardings=(sh, {"tokens": b_sh}), out_shardings=(sh, None), donate_argnums=0)

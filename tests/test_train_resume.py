@@ -24,9 +24,26 @@ SMALL = [
 ]
 
 
+# Every single-process run here compiles the same programs: a persistent XLA compilation cache
+# shared by the runs (set up by `_compile_cache`) makes the later ones skip compilation. Cached
+# executables are the same programs, so the exact-equality checks are unaffected.
+_CACHE_ENV: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_cache(tmp_path_factory):
+    _CACHE_ENV.update(
+        JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("xla_cache")),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
+    yield
+    _CACHE_ENV.clear()
+
+
 def _launch(workdir, *extra):
     cmd = [sys.executable, "-m", "experiments.run", "--config", "configs/lm.py:tiny", "--workdir", str(workdir), *SMALL, *extra]
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, **_CACHE_ENV)
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -190,6 +190,9 @@ def main():
         )
         toks, _ = generate(biased, config, prompts, max_new_tokens=n, constraint=con, **kw)
         in_span = np.mean([_span_share(r, soi, eoi) for r in toks])
+        mask_ms = mask_update_ms(con, toks, config.vocab_size)
+        print(f"batch {b:3d}: mask + update alone {mask_ms:.3f} ms/step = "
+              f"{100 * mask_ms / (1e3 * free / n):.1f}% of a free decode step", flush=True)
         print(f"batch {b:3d}: sampled decode {b * n / free:8.1f} tok/s free vs {b * n / cons:8.1f} tok/s constrained: "
               f"overhead {100 * (cons / free - 1):+.1f}% ({100 * in_span:.0f}% of constrained tokens inside spans) "
               f"| load {_load()}", flush=True)
@@ -209,6 +212,30 @@ def soi_biased(params, config, soi, rng):
     gain = float(np.log(config.vocab_size)) / float(jnp.mean(hidden[..., 0]))
     head = params["lm_head"].at[:, soi].set(0.0).at[0, soi].set(gain)
     return dict(biased, lm_head=head)
+
+
+def mask_update_ms(con, replies: np.ndarray, vocab: int, repeats: int = 5) -> float:
+    """The constraint's own per-step cost: `allowed` + masking the logits + `update`, replaying
+    the given replies [B, N] through a jitted scan (no model)."""
+    replies = jnp.asarray(replies, jnp.int32)
+    logits = jnp.zeros((replies.shape[0], vocab), jnp.float32)
+
+    @jax.jit
+    def replay(con, replies, logits):
+        def step(state, tok):
+            allowed, _ = con.allowed(state)
+            masked = jnp.where(allowed, logits, -1e30)
+            state = con.update(state, tok, jnp.ones(tok.shape, bool))
+            return state, jnp.argmax(masked, -1)
+        return jax.lax.scan(step, con.init_state(replies.shape[0]), replies.T)[1]
+
+    replay(con, replies, logits).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        replay(con, replies, logits).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 1e3 * min(times) / replies.shape[1]
 
 
 def interleaved(run_a, run_b, repeats: int) -> tuple[float, float]:

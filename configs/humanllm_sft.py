@@ -1,7 +1,8 @@
 r"""HumanLLM multi-task user-behaviour SFT (experiment `experiments/humanllm.py`).
 
 COMMAND (default: synthetic users with latent preferences, a small model trained from scratch with a
-locally trained tokenizer, CPU, a few minutes; item-selection accuracy vs. 5% chance in results.json):
+locally trained tokenizer, CPU, ~20 min on a loaded 2-core machine; item-selection accuracy vs. 5% chance in
+results.json -- not yet clearly above chance, see docs/humanllm.md):
   python -m experiments.run --config configs/humanllm_sft.py --workdir /tmp/humanllm
 
 Variants (first word of the config argument; `key=value` pairs after a comma override):
@@ -48,9 +49,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(
         source="synthetic",  # synthetic | files
         train_path=args.train, test_path=args.test,  # JSONL of {uid, source, messages} (files)
-        n_users=1600, n_genres=8, items_per_genre=5,  # synthetic users with latent preferences
+        n_users=1200, n_genres=8, items_per_genre=8,  # synthetic users with latent preferences
         tokenizer="",  # "" = hf_path's, else a byte-level BPE trained into WORKDIR/tokenizer
-        vocab_size=1024,
+        vocab_size=512,
         seq_len=288,  # packed row length (cutoff_len); rows hold seq_len + 1 tokens
         seed=2025,
     ))
@@ -60,7 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     ))
     c.train = ml_collections.ConfigDict(dict(
         steps=400, batch_size=8, grad_accum=1, loss_chunk=0,
-        mix_temperature=1.0,  # task mixing: probability ∝ count^T (1 = proportional, as the reference; 0 = balanced)
+        mix_temperature=0.0,  # task mixing: probability ∝ count^T (1 = proportional, as the reference; 0 = balanced)
         log_every=25, distributed="auto",
     ))
     c.ckpt = ml_collections.ConfigDict(dict(dir="", every=250, keep=2, resume=True))

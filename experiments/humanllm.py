@@ -42,8 +42,7 @@ def synthetic_samples(d) -> tuple[list[dict], list[dict], dict]:
     users, logs = synthetic.make_users(d.n_users, catalog, genre_of, seed=d.seed)
     samples = tasks.build_item_selection(users, logs, "Synthetic", catalog, seed=d.seed)
     samples += tasks.build_persona2profile(users, "amazon", prefix="amazon.Synthetic", seed=d.seed)
-    # persona2profile is an auxiliary task here (its synthetic profiles are templated): a quarter as many
-    caps = {"item_selection": d.n_users, "persona2profile": max(1, d.n_users // 4)}
+    caps = {"item_selection": d.n_users, "persona2profile": d.n_users}
     return tasks.split_all(samples, caps=caps, seed=d.seed)
 
 

@@ -38,7 +38,7 @@ def make_catalog(n_genres: int = 8, items_per_genre: int = 8) -> tuple[dict[str,
 
 
 def make_users(n_users: int, catalog: dict[str, str], genre_of: dict[str, str], *, seed: int = 0,
-               n_noise: tuple[int, int] = (3, 4)) -> tuple[list[dict], dict[str, list[dict]]]:
+               n_noise: tuple[int, int] = (2, 4)) -> tuple[list[dict], dict[str, list[dict]]]:
     """Returns (UserRecords, {uid: review logs in time order}) in the pipeline's schema (§8)."""
     rng = np.random.default_rng(seed)
     genres = sorted(set(genre_of.values()))

@@ -26,6 +26,7 @@ from humanai_jax.agents import GenConfig
 from humanai_jax.agents.jax_backend import JaxChatBackend
 from humanai_jax.backbone.params import init_params, param_logical_axes
 from humanai_jax.humanllm import evaluation, sft, synthetic, tasks, tokenize
+from humanai_jax.humanllm.readers import iter_jsonl
 from humanai_jax.train import loop, optim
 from humanai_jax.train import state as state_lib
 
@@ -51,8 +52,9 @@ def load_samples(config, workdir: str) -> tuple[list[dict], list[dict], dict]:
     if d.source == "synthetic":
         train, test, report = synthetic_samples(d)
     elif d.source == "files":
-        read = lambda p: [r for _, r in __import__("humanai_jax.humanllm.readers", fromlist=["x"]).iter_jsonl(p)]
-        train, test, report = read(d.train_path), read(d.test_path), {}
+        train = [r for _, r in iter_jsonl(d.train_path)]
+        test = [r for _, r in iter_jsonl(d.test_path)]
+        report = {}
         for name, rows in (("train", train), ("test", test)):
             bad = [i for i, r in enumerate(rows, 1) if "messages" not in r or "source" not in r]
             if bad:

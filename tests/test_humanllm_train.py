@@ -174,3 +174,19 @@ def test_real_size_variants_memory_plan():
     with pytest.raises(ValueError, match="train="):
         get_config("files")
     assert get_config("tpu_v5p_32").mesh.fsdp == 32
+
+
+def test_files_source_rejects_samples_without_source(tmp_path):
+    from configs.humanllm_sft import get_config
+    from experiments.humanllm import load_samples
+
+    good = {"uid": "u", "source": "reddit.generic", "messages": [{"role": "user", "content": "q"},
+                                                                  {"role": "assistant", "content": "a"}]}
+    (tmp_path / "train.jsonl").write_text(json.dumps(good) + "\n" + json.dumps({"messages": []}) + "\n")
+    (tmp_path / "test.jsonl").write_text(json.dumps(good) + "\n")
+    config = get_config(f"files,train={tmp_path / 'train.jsonl'},test={tmp_path / 'test.jsonl'}")
+    with pytest.raises(ValueError, match="train_path line 2"):
+        load_samples(config, str(tmp_path / "work"))
+    (tmp_path / "train.jsonl").write_text(json.dumps(good) + "\n")
+    train, test, _ = load_samples(config, str(tmp_path / "work"))
+    assert train == test == [good]

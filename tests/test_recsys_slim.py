@@ -103,3 +103,17 @@ def test_itemknn_matches_numpy(small_x):
         top = np.argsort(-cos[:, j], kind="stable")[:k]
         expected[top, j] = cos[top, j]
     np.testing.assert_allclose(np.asarray(neighbors.fit_itemknn(sp.csr_matrix(small_x), k)), expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_ml1m_slim_reaches_reference_quality():
+    """SLIM(X) on the real ML1M_m1 with the reference settings reaches the reference code's figure."""
+    from conftest import require_shared
+
+    from humanai_jax.recsys import data, ranking
+
+    d = data.load_lightgcn_text(str(require_shared("recsys/ml1m_m1")))
+    w, info = slim.fit_slim(d.train, 0.01, 1e-4)
+    m = ranking.evaluate(neighbors.item_item_rows_fn(d.train, w), d.train, d.test, ks=(20,))
+    assert info["empty_columns"] == 0 and 250_000 < info["nnz"] < 310_000
+    assert m["recall@20"] >= 0.2558 and m["ndcg@20"] >= 0.2494

@@ -1,8 +1,8 @@
 r"""HumanLLM multi-task user-behaviour SFT (experiment `experiments/humanllm.py`).
 
 COMMAND (default: synthetic users with latent preferences, a small model trained from scratch with a
-locally trained tokenizer, CPU, ~20 min on a loaded 2-core machine; item-selection accuracy vs. 5% chance in
-results.json -- not yet clearly above chance, see docs/humanllm.md):
+locally trained tokenizer, CPU, ~8 min on a loaded 2-core machine; item-selection accuracy vs. 5% chance in
+results.json: 10.9% on 119 held-out users, see docs/humanllm.md):
   python -m experiments.run --config configs/humanllm_sft.py --workdir /tmp/humanllm
 
 Variants (first word of the config argument; `key=value` pairs after a comma override):
@@ -52,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         n_users=1200, n_genres=8, items_per_genre=8,  # synthetic users with latent preferences
         tokenizer="",  # "" = hf_path's, else a byte-level BPE trained into WORKDIR/tokenizer
         vocab_size=512,
-        seq_len=288,  # packed row length (cutoff_len); rows hold seq_len + 1 tokens
+        seq_len=352,  # packed row length (cutoff_len); rows hold seq_len + 1 tokens
         seed=2025,
     ))
     c.optim = ml_collections.ConfigDict(dict(

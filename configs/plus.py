@@ -59,7 +59,7 @@ def get_config(arg=None):
 
     # Summarizer warm-up: SFT on the generator's own (oracle) summaries. `label_noise` replaces that
     # fraction of targets by a random user type's summary; at 0.2 the from-scratch summarizer never
-    # learned to read its context in 300 steps (see docs/benchmarks-plus.md), at 0.0 it does.
+    # learned to read its context in 300 steps (see BENCHMARKS.md), at 0.0 it does.
     c.sft = ml_collections.ConfigDict(dict(steps=300, batch=16, label_noise=0.0))
     c.rm_warmup_steps = 0  # spec fallback: warm-start the RM on untrained-summarizer outputs
 

@@ -19,6 +19,7 @@ import optax
 from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import ParamInfo, param_info
 from humanai_jax.humanllm import tokenize
+from humanai_jax.train.step import accumulate_grads
 
 
 def host_init_params(config: ModelConfig, seed: int) -> dict[str, Any]:
@@ -57,29 +58,10 @@ def merge_params(sft: Any, base: Any, alpha: float = 0.5) -> Any:
     return jax.tree_util.tree_map_with_path(merge, sft, base)
 
 
-def _split_micro(batch: dict, n: int) -> dict:
-    def split(x):
-        if x.shape[0] % n:
-            raise ValueError(f"batch rows {x.shape[0]} are not divisible by grad_accum {n}")
-        return x.reshape(n, x.shape[0] // n, *x.shape[1:])
-
-    return jax.tree.map(split, batch)
-
-
 def sft_loss_and_grads(params, batch: dict, model_cfg: ModelConfig, accum: int = 1, rules=None):
-    """(mean loss, token count, mean grads); micro-batch sums are added before one division."""
-    grad_fn = jax.value_and_grad(lambda p, b: tokenize.sft_loss_sum(p, b, model_cfg, rules), has_aux=True)
-    if accum == 1:
-        (s, c), g = grad_fn(params, batch)
-    else:
-        def body(carry, mb):
-            (s, c), g = grad_fn(params, mb)
-            return jax.tree.map(jnp.add, carry, (s, c, g)), None
-
-        zeros = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
-        (s, c, g), _ = jax.lax.scan(body, zeros, _split_micro(batch, accum))
-    denom = jnp.maximum(c, 1.0)
-    return s / denom, c, jax.tree.map(lambda x: (x / denom).astype(x.dtype), g)
+    """(mean loss, token count, mean grads) of the assistant-only SFT loss (shared accumulation)."""
+    loss_sum = lambda p, b: tokenize.sft_loss_sum(p, b, model_cfg, rules)
+    return accumulate_grads(loss_sum, params, batch, accum, rules)
 
 
 def sft_train_step(state: dict, batch: dict, *, model_cfg: ModelConfig, tx: optax.GradientTransformation,

@@ -56,10 +56,16 @@ def _split_micro_batches(batch: dict[str, jax.Array], n: int, rules: ShardingRul
     return jax.tree.map(split, batch)
 
 
-def loss_and_grads(params: Any, batch: dict[str, jax.Array], cfg: StepConfig):
-    """(mean loss, token count, mean gradients) over the batch, accumulated over micro-batches."""
-    grad_fn = jax.value_and_grad(lambda p, b: lm_loss_sum(p, b, cfg), has_aux=True)
-    if cfg.accum_steps == 1:
+def accumulate_grads(loss_sum_fn, params: Any, batch: dict[str, jax.Array], accum_steps: int,
+                     rules: ShardingRules | None = None):
+    """(mean loss, token count, mean gradients) of a token-summed loss, over `accum_steps` micro-batches.
+
+    `loss_sum_fn(params, micro_batch) -> (loss sum, token count)`. Micro-batch sums and gradients are
+    added with `lax.scan` and divided once by the total count, so accumulation equals the big batch.
+    Every trainer (LM pre-training, SFT, ...) shares this.
+    """
+    grad_fn = jax.value_and_grad(loss_sum_fn, has_aux=True)
+    if accum_steps == 1:
         (loss_sum, count), grads = grad_fn(params, batch)
     else:
 
@@ -68,10 +74,15 @@ def loss_and_grads(params: Any, batch: dict[str, jax.Array], cfg: StepConfig):
             return jax.tree.map(jnp.add, carry, (s, c, g)), None
 
         zeros = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
-        (loss_sum, count, grads), _ = jax.lax.scan(micro, zeros, _split_micro_batches(batch, cfg.accum_steps, cfg.rules))
+        (loss_sum, count, grads), _ = jax.lax.scan(micro, zeros, _split_micro_batches(batch, accum_steps, rules))
     denom = jnp.maximum(count, 1.0)
     grads = jax.tree.map(lambda g: (g / denom).astype(g.dtype), grads)
     return loss_sum / denom, count, grads
+
+
+def loss_and_grads(params: Any, batch: dict[str, jax.Array], cfg: StepConfig):
+    """(mean loss, token count, mean gradients) of the LM loss over the batch, accumulated over micro-batches."""
+    return accumulate_grads(lambda p, b: lm_loss_sum(p, b, cfg), params, batch, cfg.accum_steps, cfg.rules)
 
 
 def train_step(

@@ -71,7 +71,7 @@ def sft_train_step(state: dict, batch: dict, *, model_cfg: ModelConfig, tx: opta
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     new_state = dict(state, step=state["step"] + 1, params=params, opt_state=opt_state)
-    return new_state, {"loss": loss, "tokens": count, "grad_norm": optax.global_norm(grads)}
+    return new_state, {"loss": loss, "tokens": count, "grad_norm": optax.tree.norm(grads)}
 
 
 def eval_loss(params, samples: Sequence[tuple[np.ndarray, np.ndarray]], sources: Sequence[str], model_cfg,

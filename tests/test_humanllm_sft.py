@@ -107,6 +107,24 @@ def test_task_builders_cover_every_task_and_split_by_user(tmp_path):
     assert set(ds_test.column_names) == {"uid", "source", "messages"}
 
 
+def test_personalized_comment_uses_the_rewritten_parent_post():
+    def comment(k, parent_rewrite):
+        return {"uid": "u", "log_id": f"u:{k}", "type": "t1", "rewrite_v2": f"my comment {k} " + "word " * 25,
+                "parent": {"title": "T", "text": f"RAW parent {k}", "rewrite": parent_rewrite},
+                "tag_v1": {"quality": "high", "harmless": "yes"}, "tag_v2": {"unsafe": False, "social": True}}
+
+    logs = {"u": [comment(0, "rewritten parent 0"), comment(1, "rewritten parent 1"), comment(2, None)]}
+    out = tasks.build_personalized_comment([_user("u")], logs)
+    assert [s["messages"][1]["content"] for s in out] == [logs["u"][0]["rewrite_v2"], logs["u"][1]["rewrite_v2"]]
+    for k, s in enumerate(out):
+        prompt = s["messages"][0]["content"]
+        assert s["source"] == "reddit.personalized_comment"
+        assert f"Here's the post:\n------\nrewritten parent {k}\n------" in prompt and "RAW parent" not in prompt
+        assert "Here are the user's past comments:" in prompt and s["messages"][1]["content"] not in prompt
+    # fewer than 3 qualified comments: no samples
+    assert tasks.build_personalized_comment([_user("u")], {"u": logs["u"][:2]}) == []
+
+
 def test_item_selection_candidates():
     catalog = {f"I{i}": f"Title {i}" for i in range(40)}
     reviews = [{"item": {"item_id": f"I{i}"}, "tag_v1": {"quality": "low", "harmless": "yes"}} for i in range(10)]

@@ -219,3 +219,38 @@ def test_run_pipeline_amazon_history_excludes_target(tmp_path):
     assert report["sft"]["amazon.Books.item_selection"]["candidates"] > 0
     assert report["sft"]["amazon.Books.persona2profile"]["candidates"] > 0
     assert any(s.startswith("amazon.Books.writing_imitation_type") for s in report["sft"])
+
+
+def _comment(uid, k, parent_text):
+    return {"uid": uid, "log_id": f"r:{uid}:{k}", "platform": "reddit", "timestamp": 1e9 + k, "type": "t1",
+            "raw_text": f"comment {k} by {uid} #tag", "rewrite_v1": None, "rewrite_v2": None,
+            "parent": {"title": "T", "text": parent_text, "rewrite": None}, "item": None, "tag_v1": None,
+            "tag_v2": None, "summary": None, "social_qa": [], "scenarios": []}
+
+
+def test_clean_v1_rewrites_the_parent_post_of_comments(tmp_path):
+    """Spec §7.2: personalized comments show the parent post *rewritten*; clean_v1 rewrites each distinct
+    parent once per batch, tags the comment against the rewritten parent, and counts parent failures."""
+    seen_tag_prompts = []
+
+    def tag(messages):
+        seen_tag_prompts.append(messages[0]["content"])
+        return "<output><quality>high</quality><harmless>yes</harmless></output>"
+
+    backend = ScriptedBackend([
+        (r"humanllm\.rewrite_v1", None, lambda m: _text_of(m).replace(" #tag", "")),
+        (r"humanllm\.rewrite_v1_parent", lambda m: "JUNK" in m[0]["content"], "NULL"),
+        (r"humanllm\.rewrite_v1_parent", None, lambda m: "CLEAN: " + _text_of(m).replace(" #tag", "")),
+        (r"humanllm\.tag_v1", None, tag),
+    ])
+    logs = [_comment("a", 0, "my post #tag"), _comment("a", 1, "my post #tag"), _comment("b", 2, "JUNK post"),
+            _comment("b", 3, "")]
+    report = stages.StageReport()
+    out = stages.clean_v1(backend, logs, str(tmp_path / "v1.jsonl"), "reddit", report, stages.LLMSettings())
+    assert [g["_drop"] for g in out] == [None, None, "parent_rewrite_null", "parent_missing"]
+    assert out[0]["rewrite_v1"] == "comment 0 by a" and out[0]["parent"]["rewrite"] == "CLEAN: my post"
+    assert out[0]["parent"]["text"] == "my post #tag"  # raw text kept beside the rewrite
+    parent_calls = [c for c in backend.calls if c.tag == "humanllm.rewrite_v1_parent"]
+    assert len(parent_calls) == 2  # "my post" once for both comments, "JUNK post" once
+    assert all("Post:\nCLEAN: my post\n" in p for p in seen_tag_prompts) and len(seen_tag_prompts) == 2
+    assert report.to_dict()["clean_v1"]["dropped"] == {"parent_rewrite_null": 1, "parent_missing": 1}

@@ -270,11 +270,28 @@ def clean_v1(backend, logs: Sequence[dict], out_path: str, platform: str, report
         rewrites = _ask(backend, settings, "rewrite",
                         [settings.prompt("rewrite", "rewrite_v1", "text", text=log["raw_text"]) for log in batch],
                         parse_text, "humanllm.rewrite_v1")
+        # Reddit comments: the parent post is rewritten too (one call per distinct parent text in the batch);
+        # the tag and the personalized-comment task (spec §7.2) see the rewritten parent.
+        parents = list(dict.fromkeys((g.get("parent") or {}).get("text") or "" for g in batch if g.get("type") == "t1"))
+        parents = [p for p in parents if p]
+        parent_rw = dict(zip(parents, _ask(backend, settings, "rewrite",
+                                           [settings.prompt("rewrite", "rewrite_v1", "text", text=p) for p in parents],
+                                           parse_text, "humanllm.rewrite_v1_parent")))
         out, to_tag, prompts = [], [], []
         for log, (text, err) in zip(batch, rewrites):
             if err or text is NULL:
                 out.append(dict(log, _drop=_reason(err, "rewrite") if err else "rewrite_null"))
                 continue
+            if log.get("type") == "t1":
+                ptext = (log.get("parent") or {}).get("text") or ""
+                if not ptext:
+                    out.append(dict(log, _drop="parent_missing"))
+                    continue
+                prw, perr = parent_rw[ptext]
+                if perr or prw is NULL:
+                    out.append(dict(log, _drop=_reason(perr, "parent_rewrite") if perr else "parent_rewrite_null"))
+                    continue
+                log = dict(log, parent=dict(log["parent"], rewrite=prw))
             log = dict(log, rewrite_v1=text)
             if platform == "blogger":
                 prompts.append(settings.prompt("tag", "tag_blogger", "text", text=text))

@@ -266,7 +266,9 @@ def build_writing_imitation(users, logs, platform, seed=SEED, *, encode=None, de
 
 
 def build_personalized_comment(users, logs, seed=SEED, *, encode=None):
-    """Reddit: needs >= 3 comments that are v1 high + harmless and v2-qualified; target 20-1,000 tokens."""
+    """Reddit: needs >= 3 comments that are v1 high + harmless and v2-qualified; target 20-1,000 tokens.
+    The parent post in the prompt is its v1 rewrite (`parent.rewrite`, spec §7.2); a comment whose parent
+    has no rewrite is not a target (it can still be history)."""
     rng = random.Random(seed)
     by_uid = {u["uid"]: u for u in users}
     out = []
@@ -277,15 +279,15 @@ def build_personalized_comment(users, logs, seed=SEED, *, encode=None):
         if len(comments) < 3:
             continue
         for i, c in enumerate(comments):
-            if not 20 <= _token_count(c["rewrite_v2"], encode) <= 1000:
-                continue
+            parent_rewrite = (c.get("parent") or {}).get("rewrite")
+            if not parent_rewrite or not 20 <= _token_count(c["rewrite_v2"], encode) <= 1000:
+                continue  # the prompt shows the *rewritten* parent post (clean_v1 writes parent.rewrite)
             others = comments[:i] + comments[i + 1:]
             hist = rng.sample(others, rng.randint(1, min(5, len(others))))
             persona = persona_or_profile(by_uid.get(uid, {}), rng)
-            parent = c.get("parent") or {}
             secs = (section("Here's the user persona:", persona) if persona else "") + \
                 section("Here are the user's past comments:", _posts_block(hist, "Comment")) + \
-                section("Here's the post:", parent.get("rewrite") or parent.get("text") or "")
+                section("Here's the post:", parent_rewrite)
             out.append(sample(uid, "reddit.personalized_comment",
                               sft_prompt("personalized_comment", sections=secs, num=word_hint(c["rewrite_v2"])),
                               c["rewrite_v2"]))

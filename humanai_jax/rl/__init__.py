@@ -1,5 +1,13 @@
-"""Core RL-from-preferences primitives (pure functions): see `humanai_jax.rl.losses`."""
+"""Core RL-from-preferences primitives (pure functions): see `humanai_jax.rl.losses` and
+`humanai_jax.rl.kl_control`."""
 
+from humanai_jax.rl.kl_control import (  # noqa: F401
+    KL_CONTROLLERS,
+    adaptive_kl_update,
+    fixed_kl_update,
+    init_kl_state,
+    kl_update,
+)
 from humanai_jax.rl.losses import (  # noqa: F401
     aggregate,
     bradley_terry_loss,

@@ -86,6 +86,21 @@ def test_packed_segments_equal_separate_sequences(fam):
         start += len(seq)
 
 
+@pytest.mark.parametrize("block", [16, 23])
+def test_causal_query_blocks_equal_torch(fam, block):
+    """attention_block cuts the queries into causal blocks (the last one shorter when it does not
+    divide T); with packing and left padding the logits still equal torch's."""
+    config = dataclasses.replace(fam.config, attention_block=block)
+    a, b = random_tokens(1, 50, seed=24)[0], random_tokens(1, 30, seed=25)[0]
+    packed = np.concatenate([a, b])[None]
+    logits = forward_jit(fam.params, packed, config, segment_ids=np.repeat([1, 2], [50, 30])[None])
+    assert max_diff(logits[0, :50], torch_logits(fam.model, a[None])[0]) <= TOL
+    assert max_diff(logits[0, 50:], torch_logits(fam.model, b[None])[0]) <= TOL
+    tokens, mask = _left_pad([a, b])
+    padded = forward_jit(fam.params, tokens, config, attention_mask=mask)
+    assert max_diff(padded[1, 20:], torch_logits(fam.model, b[None])[0]) <= TOL
+
+
 # ------------------------------------------------------------------------------------ KV cache
 def test_cached_prefill_and_steps_equal_full_forward(fam):
     """Left-padded prefill (bucket 12), then forced writes of 1, 3, 1, 1, 1 tokens, against torch's full pass."""
@@ -99,7 +114,7 @@ def test_cached_prefill_and_steps_equal_full_forward(fam):
 
     step = jax.jit(bb.forward_cached, static_argnames=("config",))
     cache = bb.init_cache(fam.config, batch=2, max_len=24)
-    assert cache.k.shape == (2, 2, 24, 2, fam.config.head_dim) and int(cache.index) == 0
+    assert len(cache.k) == 2 and cache.k[0].shape == (2, 2, 24, fam.config.head_dim) and int(cache.index) == 0
     start = 0
     for length in (12, 1, 3, 1, 1, 1):
         sl = slice(start, start + length)
@@ -116,10 +131,9 @@ def test_cached_prefill_and_steps_equal_full_forward(fam):
 
     if fam.name != "qwen2_sliding_layers":
         return
-    # The unrolled layer loop (per-layer window flags indexed in Python) writes the same cache.
-    unrolled = dataclasses.replace(fam.config, scan_layers=False)
-    first = bb.forward_cached(fam.params, full_tokens[:, :12], unrolled, bb.init_cache(unrolled, 2, 24),
-                              positions=full_pos[:, :12], token_mask=full_mask[:, :12].astype(bool))
+    # Unstacked layers (what the decoding loop passes, per-layer window flags) write the same cache.
+    first = step(bb.unstack_layers(fam.params), full_tokens[:, :12], fam.config, bb.init_cache(fam.config, 2, 24),
+                 positions=full_pos[:, :12], token_mask=full_mask[:, :12].astype(bool))
     again = step(fam.params, full_tokens[:, :12], fam.config, bb.init_cache(fam.config, 2, 24),
                  positions=full_pos[:, :12], token_mask=full_mask[:, :12].astype(bool))
     assert max_diff(first[2].k, again[2].k) <= 1e-6 and max_diff(first[0], again[0]) <= 1e-5
@@ -209,13 +223,13 @@ def test_sharded_load_places_shards_and_matches(qwen2):
     assert max_diff(sharded, forward_jit(qwen2.params, tokens, config)) <= 1e-5
 
     # Cached forward with a sharded cache and activation hints equals the unsharded one.
-    cache_sh = tree_shardings(rules, bb.cache_logical_axes(), jax.eval_shape(functools.partial(bb.init_cache, config, 4, 80)))
+    cache_sh = tree_shardings(rules, bb.cache_logical_axes(config), jax.eval_shape(functools.partial(bb.init_cache, config, 4, 80)))
     cache = jax.device_put(bb.init_cache(config, 4, 80), cache_sh)
     positions = np.broadcast_to(np.arange(72), (4, 72))
     cached = jax.jit(bb.forward_cached, static_argnames=("config", "rules"))
     logits_c, _, new_cache = cached(params, tokens, config, cache, positions=positions, rules=rules)
-    assert new_cache.k.sharding.is_equivalent_to(cache_sh.k, 5)
-    assert cache_sh.k.spec == jax.P(None, "fsdp", None, "tensor", None)
+    assert new_cache.k[0].sharding.is_equivalent_to(cache_sh.k[0], 4)
+    assert cache_sh.k[1].spec == jax.P("fsdp", "tensor", None, None)
     assert max_diff(logits_c, sharded) <= 1e-5
 
     # Born-sharded random init: same values as the single-device init, placed by the rules.

@@ -134,6 +134,7 @@ def main():
     parts = set(args.parts.split(","))
     import torch
 
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
     print(f"jax {jax.__version__} devices {jax.devices()} | torch {torch.__version__} threads {torch.get_num_threads()}"
           f" | cpus {os.cpu_count()} | load {_load()}")
     bw = measure_bandwidth()

@@ -70,7 +70,7 @@ def theirs(cfg: ModelConfig, tokens: np.ndarray):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
     hf_cfg = Qwen2Config(
         vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.mlp_dim,
         num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_kv_heads,

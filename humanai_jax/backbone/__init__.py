@@ -16,6 +16,7 @@ from humanai_jax.backbone.transformer import (
     hidden_states,
     init_cache,
     logits_from_hidden,
+    unstack_layers,
 )
 
 __all__ = [
@@ -37,4 +38,5 @@ __all__ = [
     "param_logical_axes",
     "param_shapes",
     "save_pretrained",
+    "unstack_layers",
 ]

@@ -97,6 +97,9 @@ class ModelConfig:
     param_dtype: str = "float32"  # storage dtype of parameters
     scan_layers: bool = True
     remat: str = "none"  # "none" | "full" | "dots"
+    # Full-sequence attention runs queries in causal blocks of this many rows (0 = one block);
+    # see layers.attend. An execution knob: it never changes the numbers beyond float rounding.
+    attention_block: int = 128
     model_type: str = "llama"
     initializer_range: float = 0.02
     bos_token_id: int | None = None

@@ -63,6 +63,11 @@ def _embed(params, tokens: jax.Array, config: ModelConfig, rules) -> jax.Array:
     return constrain(x, ("batch", "seq", "act_embed"), rules)
 
 
+def _kv_head_major(x: jax.Array) -> jax.Array:
+    """[B, T, K, h] -> [B, K, T, h], the layout `layers.attend` and the KV cache use."""
+    return x.transpose(0, 2, 1, 3)
+
+
 def _mlp_residual(layer, x, config: ModelConfig, rules) -> jax.Array:
     x = x + L.mlp(layer, L.rms_norm(x, layer["mlp_norm"], config.rms_eps), config, rules)
     return constrain(x, ("batch", "seq", "act_embed"), rules)
@@ -163,7 +168,9 @@ def hidden_states(
         layer, flag = xs
         h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
         q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
-        x = x + L.attention_out(layer, L.attend(q, k, v, pick_mask(flag), config), config)
+        k, v = _kv_head_major(k), _kv_head_major(v)
+        attn = L.attend(q, k, v, pick_mask(flag), config, causal_block=config.attention_block)
+        x = x + L.attention_out(layer, attn, config)
         x = constrain(x, ("batch", "seq", "act_embed"), rules)
         return _mlp_residual(layer, x, config, rules), None
 
@@ -175,10 +182,8 @@ def logits_from_hidden(params, hidden: jax.Array, config: ModelConfig, rules=Non
     """hidden [..., D] -> logits [..., V] float32 (tied: hidden @ embed.T; else hidden @ lm_head)."""
     dtype = config.compute_dtype
     hidden = hidden.astype(dtype)
-    if config.tie_embeddings:
-        logits = jnp.einsum("...d,vd->...v", hidden, params["embed"].astype(dtype), preferred_element_type=jnp.float32)
-    else:
-        logits = jnp.einsum("...d,dv->...v", hidden, params["lm_head"].astype(dtype), preferred_element_type=jnp.float32)
+    head = params["embed"].T if config.tie_embeddings else params["lm_head"]  # [D, V]
+    logits = L.dense(hidden, head.astype(dtype), preferred_element_type=jnp.float32)
     if logits.ndim == 3:
         logits = constrain(logits, ("batch", "seq", "vocab"), rules)
     return logits.astype(jnp.float32)
@@ -210,36 +215,60 @@ def forward(
 class KVCache:
     """Decoding cache, one slot per token; all rows share the write index (left-padded prompts).
 
-    k, v:  [L, B, S_max, K, h] in the compute dtype.
+    k, v:  tuples of L arrays [B, K, S_max, h] in the compute dtype: one buffer per layer
+           (kv-head-major, each head's keys contiguous), so a decode step writes its new slot into
+           each in place and attention reads it directly; a stacked [L, ...] buffer would be sliced,
+           i.e. copied, per layer and step on XLA:CPU.
     mask:  [B, S_max] bool, the slot holds a real token.
     pos:   [B, S_max] int32, the position id of the token in each slot.
     index: int32 scalar, the next slot to write.
     """
 
-    k: jax.Array
-    v: jax.Array
+    k: tuple[jax.Array, ...]
+    v: tuple[jax.Array, ...]
     mask: jax.Array
     pos: jax.Array
     index: jax.Array
+
+    @property
+    def max_len(self) -> int:
+        return self.mask.shape[1]
 
 
 def init_cache(config: ModelConfig, batch: int, max_len: int, dtype=None) -> KVCache:
     """An empty cache (mask False, index 0) for `batch` rows of up to `max_len` tokens."""
     dtype = config.compute_dtype if dtype is None else jnp.dtype(dtype)
-    shape = (config.n_layers, batch, max_len, config.n_kv_heads, config.head_dim)
+    shape = (batch, config.n_kv_heads, max_len, config.head_dim)
     return KVCache(
-        k=jnp.zeros(shape, dtype),
-        v=jnp.zeros(shape, dtype),
+        k=tuple(jnp.zeros(shape, dtype) for _ in range(config.n_layers)),
+        v=tuple(jnp.zeros(shape, dtype) for _ in range(config.n_layers)),
         mask=jnp.zeros((batch, max_len), bool),
         pos=jnp.zeros((batch, max_len), jnp.int32),
         index=jnp.zeros((), jnp.int32),
     )
 
 
-def cache_logical_axes(config: ModelConfig | None = None) -> KVCache:
+CACHE_KV_AXES = ("cache_batch", "kv_heads", "cache_seq", "head_dim")
+
+
+def cache_logical_axes(config: ModelConfig) -> KVCache:
     """Logical axis names for each KVCache leaf (for `humanai_jax.sharding.tree_shardings`)."""
-    kv = ("layers", "cache_batch", "cache_seq", "kv_heads", "head_dim")
+    kv = (CACHE_KV_AXES,) * config.n_layers
     return KVCache(k=kv, v=kv, mask=("cache_batch", "cache_seq"), pos=("cache_batch", "cache_seq"), index=())
+
+
+def unstack_layers(params):
+    """params with `layers` as a tuple of L per-layer dicts instead of one dict of [L, ...] arrays.
+
+    `forward_cached` accepts either; decoding loops call this once, outside the loop, because
+    XLA:CPU copies a layer's slice of a stacked weight on every use (per layer, per token). The
+    price is one extra copy of the layer weights while the unstacked tree lives.
+    """
+    layers = params["layers"]
+    if isinstance(layers, (tuple, list)):
+        return params
+    n = jax.tree.leaves(layers)[0].shape[0]
+    return {**params, "layers": tuple(jax.tree.map(lambda a, i=i: a[i], layers) for i in range(n))}
 
 
 def forward_cached(
@@ -257,14 +286,19 @@ def forward_cached(
     Writes the new K/V at slots index .. index+T-1 (the caller keeps index + T <= S_max:
     `dynamic_update_slice` clamps out-of-range writes). Query t of row b sees slot s iff
     mask[b, s] and s <= index + t, and (in sliding-window layers) pos_q - pos[b, s] < W.
-    Works under jit for a prefill bucket (T = prompt length) and decode steps (T = 1).
+    Works under jit for a prefill bucket (T = prompt length) and decode steps (T = 1). The layers
+    run as an unrolled Python loop (each has its own cache buffers); params may hold stacked or
+    unstacked (`unstack_layers`) layers.
     """
     _check_rules(rules)
     _check_shapes(tokens, positions=positions, token_mask=token_mask)
     B, T = tokens.shape
-    S = cache.k.shape[2]
-    if T > S or cache.k.shape[1] != B:
-        raise ValueError(f"tokens {tokens.shape} do not fit a cache of batch {cache.k.shape[1]} and {S} slots")
+    S = cache.max_len
+    if T > S or cache.mask.shape[0] != B or len(cache.k) != config.n_layers:
+        raise ValueError(
+            f"tokens {tokens.shape} do not fit a cache of batch {cache.mask.shape[0]}, {S} slots and "
+            f"{len(cache.k)} layers (the model has {config.n_layers})"
+        )
     index = cache.index.astype(jnp.int32)
     token_mask = jnp.ones((B, T), bool) if token_mask is None else token_mask.astype(bool)
     positions = positions.astype(jnp.int32)
@@ -273,34 +307,30 @@ def forward_cached(
 
     query_slot = index + jnp.arange(T)
     full = mask[:, None, :] & (jnp.arange(S)[None, None, :] <= query_slot[None, :, None])
+    flags = config.sliding_layers()
     windowed = None
-    if config.sliding_window is not None:
+    if flags is not None and flags.any():
         windowed = full & ((positions[:, :, None] - pos[:, None, :]) < config.sliding_window)
-    flags, pick_mask = _layer_masks(config, full, windowed)
     cos, sin = L.rope_cos_sin(positions, config)
-    kv_axes = ("layers", "cache_batch", "cache_seq", "kv_heads", "head_dim")
+    dtype = config.compute_dtype
 
-    # The whole cache rides in the scan carry and each layer writes only its T new slots in
-    # place (dynamic_update_slice on a loop-carried buffer), so a decode step does not copy the
-    # cache; the layer's slice is then read for attention.
-    def body(carry, xs):
-        x, k_all, v_all = carry
-        layer, i, flag = xs
+    x = _embed(params, tokens, config, rules)
+    new_k, new_v = [], []
+    for i, layer in enumerate(unstack_layers(params)["layers"]):
         h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
         q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
-        k_all = jax.lax.dynamic_update_slice(k_all, k[None].astype(k_all.dtype), (i, 0, index, 0, 0))
-        v_all = jax.lax.dynamic_update_slice(v_all, v[None].astype(v_all.dtype), (i, 0, index, 0, 0))
-        k_all = constrain(k_all, kv_axes, rules)
-        v_all = constrain(v_all, kv_axes, rules)
-        dtype = config.compute_dtype
-        attn = L.attend(q, k_all[i].astype(dtype), v_all[i].astype(dtype), pick_mask(flag), config)
+        # Write the T new slots in place (the cache buffers are donated by the decoding loop).
+        k_i = jax.lax.dynamic_update_slice(cache.k[i], _kv_head_major(k).astype(cache.k[i].dtype), (0, 0, index, 0))
+        v_i = jax.lax.dynamic_update_slice(cache.v[i], _kv_head_major(v).astype(cache.v[i].dtype), (0, 0, index, 0))
+        k_i, v_i = constrain(k_i, CACHE_KV_AXES, rules), constrain(v_i, CACHE_KV_AXES, rules)
+        allowed = windowed if flags is not None and flags[i] else full
+        attn = L.attend(q, k_i.astype(dtype), v_i.astype(dtype), allowed, config)
         x = x + L.attention_out(layer, attn, config)
         x = constrain(x, ("batch", "seq", "act_embed"), rules)
-        return (_mlp_residual(layer, x, config, rules), k_all, v_all), None
-
-    carry = (_embed(params, tokens, config, rules), cache.k, cache.v)
-    layer_ids = jnp.arange(config.n_layers, dtype=jnp.int32)
-    (x, k_all, v_all), _ = _run_layers(body, carry, (params["layers"], layer_ids, flags), config)
+        x = _mlp_residual(layer, x, config, rules)
+        new_k.append(k_i)
+        new_v.append(v_i)
     hidden = L.rms_norm(x, params["final_norm"], config.rms_eps)
     logits = logits_from_hidden(params, hidden, config, rules)
-    return logits, hidden, KVCache(k=k_all, v=v_all, mask=mask, pos=pos, index=index + T)
+    cache = KVCache(k=tuple(new_k), v=tuple(new_v), mask=mask, pos=pos, index=index + T)
+    return logits, hidden, cache

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from humanai_jax.backbone.config import ModelConfig
-from humanai_jax.backbone.transformer import KVCache, forward_cached, init_cache, logits_from_hidden
+from humanai_jax.backbone.transformer import KVCache, forward_cached, init_cache, logits_from_hidden, unstack_layers
 from humanai_jax.decoding import sampling
 from humanai_jax.decoding.forcing import ForcingState, Retriever, apply_forcing
 
@@ -181,7 +181,7 @@ def _body(params, config: ModelConfig, inp: LoopInputs, state: DecodeState, rule
 
 
 def _cond(inp: LoopInputs, state: DecodeState) -> jax.Array:
-    return (state.step < inp.max_new) & ~jnp.all(state.done) & (state.cache.index < state.cache.k.shape[2])
+    return (state.step < inp.max_new) & ~jnp.all(state.done) & (state.cache.index < state.cache.max_len)
 
 
 def _start(params, config, inp: LoopInputs, tokens, start, live, request_ids, cache, n_cap, rules=None):
@@ -206,6 +206,8 @@ def _start(params, config, inp: LoopInputs, tokens, start, live, request_ids, ca
 
 
 def _generate(params, config, inp, tokens, start, live, request_ids, cache, n_cap, rules=None):
+    # Per-layer weight buffers made once, before the loop, instead of a slice copy per step.
+    params = unstack_layers(params)
     state = _start(params, config, inp, tokens, start, live, request_ids, cache, n_cap, rules)
     return jax.lax.while_loop(
         lambda s: _cond(inp, s), lambda s: _body(params, config, inp, s, rules), state
@@ -215,6 +217,7 @@ def _generate(params, config, inp, tokens, start, live, request_ids, cache, n_ca
 _generate_jit = jax.jit(_generate, static_argnames=("config", "n_cap", "rules"), donate_argnames=("cache",))
 _start_jit = jax.jit(_start, static_argnames=("config", "n_cap", "rules"), donate_argnames=("cache",))
 _body_jit = jax.jit(_body, static_argnames=("config", "rules"), donate_argnames=("state",))
+_unstack_jit = jax.jit(unstack_layers)
 
 
 # ------------------------------------------------------------------------------ host side
@@ -385,6 +388,7 @@ def generate_stream(
     )
     n = int(batch.live.sum())
     cache = init_cache(config, batch.tokens.shape[0], batch.s_max)
+    params = _unstack_jit(params)  # once, not per step (see `_generate`)
     state = _start_jit(
         params, config, inp, jnp.asarray(batch.tokens), jnp.asarray(batch.start), jnp.asarray(batch.live),
         jnp.asarray(batch.request_ids), cache, batch.n_cap, rules,

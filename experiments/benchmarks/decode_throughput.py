@@ -86,8 +86,9 @@ def time_ours(params, config, prompts, new_tokens, repeats, **kw) -> float:
 def time_hf(model, prompts, new_tokens, repeats) -> float:
     import torch
 
-    ids = torch.tensor(prompts)
+    ids = torch.tensor(prompts, device=model.device)
     mask = torch.ones_like(ids)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
     kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, eos_token_id=None)
     with torch.no_grad():
         model.generate(input_ids=ids, attention_mask=mask, **kw)
@@ -95,6 +96,7 @@ def time_hf(model, prompts, new_tokens, repeats) -> float:
         for _ in range(repeats):
             t = time.perf_counter()
             model.generate(input_ids=ids, attention_mask=mask, **kw)
+            sync()
             times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -103,9 +105,10 @@ def bytes_per_step(params, config, batch: int, prompt_len: int, new_tokens: int)
     """Bytes a batch-`batch` decode step must read: every weight except the embedding table (one
     row per token), plus the KV cache slots our engine attends over (S_max per row)."""
     leaves = jax.tree.leaves({k: v for k, v in params.items() if k != "embed"})
-    weights = sum(x.size * x.dtype.itemsize for x in leaves) + batch * config.d_model * 4
+    weights = sum(x.size * x.dtype.itemsize for x in leaves) + batch * config.d_model * jnp.dtype(config.dtype).itemsize
     s_max = engine.round_up(engine.bucket(prompt_len, engine.PROMPT_BUCKETS) + engine.bucket(new_tokens, engine.NEW_TOKEN_BUCKETS), 128)
-    cache = 2 * config.n_layers * batch * s_max * config.n_kv_heads * config.head_dim * 4
+    itemsize = jnp.dtype(config.dtype).itemsize
+    cache = 2 * config.n_layers * batch * s_max * config.n_kv_heads * config.head_dim * itemsize
     return {"weights": weights, "cache": cache, "s_max": s_max}
 
 
@@ -130,6 +133,8 @@ def main():
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parts", default="throughput,constraint", help="which sections to run")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="weights and compute dtype of both sides (torch runs on CUDA when it sees a GPU)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     import torch
@@ -144,7 +149,8 @@ def main():
 
     with tempfile.TemporaryDirectory() as path:
         model = make_checkpoint(path)
-        config, params = load_pretrained(path)
+        config, params = load_pretrained(path, dtype=jnp.dtype(args.dtype))
+    model = model.to("cuda" if torch.cuda.is_available() else "cpu", getattr(torch, args.dtype))
     rng = np.random.default_rng(0)
     n = args.new_tokens
     results = {}

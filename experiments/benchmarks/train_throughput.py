@@ -44,6 +44,9 @@ def parse_args():
     p.add_argument("--steps", type=int, default=3, help="timed steps per round")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--peak-n", type=int, default=2048, help="matmul size for the peak measurement")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="compute dtype; bfloat16 = mixed precision on both sides (f32 params, bf16 "
+                        "matmuls: our config.dtype, torch autocast)")
     p.add_argument("--skip-torch", action="store_true")
     return p.parse_args()
 
@@ -65,30 +68,39 @@ def ours(cfg: ModelConfig, tokens: np.ndarray):
     return run
 
 
-def theirs(cfg: ModelConfig, tokens: np.ndarray):
-    """Returns step() -> seconds for one transformers Qwen2ForCausalLM + torch AdamW step."""
+def theirs(cfg: ModelConfig, tokens: np.ndarray, dtype: str):
+    """Returns step() -> seconds for one transformers Qwen2ForCausalLM + torch AdamW step, on CUDA
+    when torch sees a GPU (the device JAX uses then too), else on the CPU."""
+    import contextlib
+
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     hf_cfg = Qwen2Config(
         vocab_size=cfg.vocab_size, hidden_size=cfg.d_model, intermediate_size=cfg.mlp_dim,
         num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_kv_heads,
         tie_word_embeddings=False, max_position_embeddings=max(4096, tokens.shape[1]),
     )
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(hf_cfg).float().train()
+    model = Qwen2ForCausalLM(hf_cfg).float().train().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
-    inputs = torch.tensor(tokens[:, :-1], dtype=torch.long)
-    labels = torch.tensor(tokens[:, 1:], dtype=torch.long)
+    inputs = torch.tensor(tokens[:, :-1], dtype=torch.long, device=device)
+    labels = torch.tensor(tokens[:, 1:], dtype=torch.long, device=device)
+    autocast = (torch.autocast(device, dtype=torch.bfloat16) if dtype == "bfloat16"
+                else contextlib.nullcontext())
 
     def run() -> float:
         start = time.perf_counter()
-        logits = model(input_ids=inputs).logits
+        with autocast:
+            logits = model(input_ids=inputs).logits
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
         return time.perf_counter() - start
 
     return run, getattr(model.config, "_attn_implementation", "?")
@@ -99,7 +111,7 @@ def main():
     cfg = ModelConfig.small(
         vocab_size=args.vocab, d_model=args.hidden, n_layers=args.layers, n_heads=args.heads,
         n_kv_heads=args.kv_heads, mlp_dim=args.intermediate, model_type="qwen2", tie_embeddings=False,
-        max_position_embeddings=max(4096, args.seq),
+        max_position_embeddings=max(4096, args.seq), dtype=args.dtype, param_dtype="float32",
     )
     tokens = np.random.default_rng(0).integers(0, args.vocab, size=(args.batch, args.seq + 1)).astype(np.int32)
     tokens_per_step = args.batch * args.seq
@@ -108,13 +120,13 @@ def main():
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; jax {jax.__version__} on {jax.devices()[0].device_kind}")
-    peak = flops.measure_matmul_peak(n=args.peak_n)
-    print(f"measured fp32 matmul peak ({args.peak_n}^3 jnp matmul): {peak / 1e9:.1f} GFLOP/s")
+    peak = flops.measure_matmul_peak(n=args.peak_n, dtype=args.dtype)
+    print(f"measured {args.dtype} matmul peak ({args.peak_n}^3 jnp matmul): {peak / 1e9:.1f} GFLOP/s")
 
     sides = {"ours (JAX)": ours(cfg, tokens)}
     attn_impl = None
     if not args.skip_torch:
-        sides["transformers+torch"], attn_impl = theirs(cfg, tokens)
+        sides["transformers+torch"], attn_impl = theirs(cfg, tokens, args.dtype)
     for name, run in sides.items():  # warm-up: compile (JAX) / allocator (torch)
         t = run()
         print(f"warm-up {name}: {t:.2f} s")
@@ -127,7 +139,7 @@ def main():
                   f"(load {os.getloadavg()[0]:.2f})")
 
     print(f"\nQwen2-style L={args.layers} D={args.hidden} H={args.heads} K={args.kv_heads} F={args.intermediate} "
-          f"V={args.vocab}; batch {args.batch} x seq {args.seq}; float32; AdamW"
+          f"V={args.vocab}; batch {args.batch} x seq {args.seq}; {args.dtype}; AdamW"
           + (f"; torch attention: {attn_impl}" if attn_impl else ""))
     print(f"model FLOPs/step (6N + causal attention): {model_flops / 1e9:.1f} G; "
           f"with full score matmuls: {executed_flops / 1e9:.1f} G")

@@ -29,17 +29,30 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def run_experiment(config, workdir: str) -> dict:
-    """Runs `config.experiment` in `workdir`; writes config.json and results.json. Usable from tests."""
-    os.makedirs(workdir, exist_ok=True)
+    """Runs `config.experiment` in `workdir`; writes config.json and results.json. Usable from tests.
+
+    In a multi-host run every process runs the experiment, but only process 0 writes these files
+    (the workdir is usually shared storage; checkpoints coordinate their own writes).
+    """
+    import jax
+
+    from humanai_jax.train.loop import maybe_initialize_distributed
+
     if "experiment" not in config:
         raise ValueError("The config has no `experiment` field naming the module under experiments/ to run.")
-    experiment.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
+    # Join the other hosts before anything touches a device (process_index below does).
+    train = config.get("train")
+    maybe_initialize_distributed(train.get("distributed", "auto") if train is not None else "auto")
+    writer = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    if writer:
+        experiment.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
     module = importlib.import_module(f"experiments.{config.experiment}")
     start = time.time()
     results = dict(module.run(config, workdir))
     results.setdefault("wall_time_s", time.time() - start)
-    path = experiment.write_results(workdir, results)
-    logging.info("Wrote %s", path)
+    if writer:
+        logging.info("Wrote %s", experiment.write_results(workdir, results))
     return results
 
 

@@ -34,7 +34,12 @@ def to_jsonable(value: Any) -> Any:
 class MetricsLog:
     """Appends one JSON line per call to `workdir/metrics.jsonl` (process 0 only when multi-host)."""
 
-    def __init__(self, workdir: str, *, enabled: bool = True):
+    def __init__(self, workdir: str, *, enabled: bool | None = None):
+        """enabled: write at all; None = only on process 0 of a multi-host run."""
+        if enabled is None:
+            import jax
+
+            enabled = jax.process_index() == 0
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.enabled = enabled
         if enabled:

@@ -156,6 +156,7 @@ def test_two_process_run_matches_single_process(uninterrupted, tmp_path):
     for rc, out in outs:
         assert rc == 0, out[-3000:]
     assert "process 0 of 2" in outs[0][1] and "process 1 of 2" in outs[1][1]
+    assert "Wrote " in outs[0][1] and "results.json" not in outs[1][1]  # results: process 0 only
     assert "Mesh {'data': 1, 'fsdp': 4, 'tensor': 1} on 4 cpu devices, 2 process(es)" in outs[0][1]
     losses = _losses(tmp_path)
     assert sorted(losses) == sorted(uninterrupted)  # one metrics line per step: process 0 only

@@ -47,6 +47,8 @@ def maybe_initialize_distributed(mode: str = "auto", environ=os.environ) -> bool
     and a multi-host launch is detected. Must run before anything touches a JAX device."""
     if mode not in ("auto", "on", "off"):
         raise ValueError(f"train.distributed must be auto, on or off; got {mode!r}")
+    if jax.distributed.is_initialized():  # the runner (experiments/run.py) may have done it already
+        return True
     reason = "forced by config" if mode == "on" else multihost_env_detected(environ) if mode == "auto" else None
     if not reason:
         return False

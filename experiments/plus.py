@@ -25,6 +25,7 @@ from humanai_jax.checkpoint import Checkpointer, abstract_like
 from humanai_jax.plus import data as D
 from humanai_jax.plus import loaders, loop, models, pets
 from humanai_jax.plus import text as T
+from humanai_jax.rl import kl_control
 from humanai_jax.train import loop as train_loop
 from humanai_jax.train.optim import make_optimizer
 
@@ -105,6 +106,7 @@ def init_state(config, actor_cfg, rm_cfg, txs, rng, rules):
         "rm": {"params": rm_params, "opt_state": txs["rm"].init(rm_params)},
         "ref": actor_params,
         "rng": loop_rng,
+        "kl": kl_control.init_kl_state(config.ppo.kl_coef),  # the KL controller's state (checkpointed)
     }
 
 
@@ -128,18 +130,6 @@ def warm_up_summarizer(state, train, config, steps, codec, txs, log):
     params = work["actor"]["params"]
     # The PPO reference policy is the warmed-up summarizer, frozen from here on.
     return dict(state, actor={"params": params, "opt_state": txs["actor"].init(params)}, ref=params)
-
-
-def warm_up_rm(state, train, config, steps, codec, actor_cfg, log, rules):
-    """Spec fallback: train the RM alone on untrained-summarizer outputs before co-adaptation."""
-    for i in range(config.rm_warmup_steps):
-        batch = _batch(train, i, config.ppo.rollout_batch, config.seed + 7)
-        state, metrics = loop.plus_iteration(state, batch, steps=steps, codec=codec, actor_cfg=actor_cfg,
-                                             oracle=pets.oracle_summary, method="untrained",
-                                             train_batch=config.ppo.train_batch, rm_batch=config.ppo.rm_batch,
-                                             temperature=config.ppo.temperature, rules=rules)
-        log.write(-config.rm_warmup_steps + i, **{f"rm_warmup_{k}": v for k, v in metrics.items()})
-    return dict(state, step=jnp.zeros((), jnp.int32))
 
 
 def schedule_lengths(config) -> tuple[int, int, int]:
@@ -197,7 +187,8 @@ def run(config, workdir: str) -> dict:
         clip_eps=config.ppo.clip_eps, value_clip_eps=config.ppo.value_clip_eps,
         reward_clip=(config.ppo.reward_clip_low, config.ppo.reward_clip_high),
         policy_reduction=config.ppo.policy_reduction, value_reduction=config.ppo.value_reduction,
-        whiten_advantages=config.ppo.whiten_advantages,
+        whiten_advantages=config.ppo.whiten_advantages, kl_controller=config.ppo.kl_controller,
+        kl_target=config.ppo.kl_target, kl_horizon=config.ppo.kl_horizon,
     )
     mesh, rules = train_loop.mesh_and_rules(config)
     with jax.set_mesh(mesh):
@@ -217,38 +208,45 @@ def _run(config, workdir, method, log, splits, codec, actor_cfg, rm_cfg, hyper, 
     else:
         if uses_summarizer and config.sft.steps:
             state = warm_up_summarizer(state, splits["train"], config, steps, codec, txs, log)
-        if uses_summarizer and config.rm_warmup_steps:
-            state = warm_up_rm(state, splits["train"], config, steps, codec, actor_cfg, log, rules)
         ckpt.save(0, state, {"phase": "warmed_up"}, force=True)
         start_step = 0
 
     common = dict(steps=steps, codec=codec, actor_cfg=actor_cfg, oracle=pets.oracle_summary, method=method, rules=rules)
     eval_rng = jax.random.PRNGKey(config.seed + 12345)
     curve = {name: splits[name][: config.eval.curve_rows] for name in ("test_seen", "test_ood")}
+    # Rollout batches 1..W are the RM warm-up (spec fallback "warm-start the RM on untrained-summarizer
+    # outputs"): the RM pass alone; for `plus` on the frozen warmed-up summarizer's summaries (no PPO).
+    # Batches W+1..W+R are co-adaptation. Every method runs all W+R RM passes, so all methods get the same
+    # number of RM updates, (W + R) · rollout_batch / rm_batch.
+    warmup, total = config.rm_warmup_steps, config.rm_warmup_steps + config.ppo.rollouts
     t0 = time.time()
-    for it in range(int(start_step), config.ppo.rollouts):
+    for it in range(int(start_step), total):
         batch = _batch(splits["train"], it, config.ppo.rollout_batch, config.seed)
         state, metrics = loop.plus_iteration(state, batch, train_batch=config.ppo.train_batch,
                                              rm_batch=config.ppo.rm_batch, temperature=config.ppo.temperature,
-                                             **common)
+                                             update_actor=it >= warmup, **common)
         step = it + 1
-        if step % config.eval.every == 0 or step == config.ppo.rollouts:
+        metrics["phase_rm_warmup"] = float(it < warmup)
+        if step % config.eval.every == 0 or step == total:
             for name, exs in curve.items():
                 ev = loop.evaluate(state, exs, rng=eval_rng, num_samples=1, batch_size=config.eval.batch,
                                    controversial=pets.controversial, **common)
                 metrics[f"eval_{name}_accuracy"] = ev["accuracy"]
                 metrics[f"eval_{name}_accuracy_controversial"] = ev.get("accuracy_controversial", float("nan"))
+                if "summary_exact_match" in ev:
+                    metrics[f"eval_{name}_summary_match"] = ev["summary_exact_match"]
         log.write(step, elapsed_s=time.time() - t0, **metrics)
-        if step % config.checkpoint_every == 0 or step == config.ppo.rollouts:
+        if step % config.checkpoint_every == 0 or step == total:
             ckpt.save(step, state, {"phase": "train"}, force=True)
-        if config.stop_after and step >= config.stop_after and step < config.ppo.rollouts:
+        if config.stop_after and step >= config.stop_after and step < total:
             if step % config.checkpoint_every:
                 ckpt.save(step, state, {"phase": "train"}, force=True)
             ckpt.close()
             return {"method": method, "stopped_at": step, "complete": False}
     ckpt.close()
 
-    results = {"method": method, "seed": config.seed, "rollouts": config.ppo.rollouts, "complete": True}
+    results = {"method": method, "seed": config.seed, "rollouts": config.ppo.rollouts, "rm_warmup_steps": warmup,
+               "rm_updates": total * (config.ppo.rollout_batch // config.ppo.rm_batch), "complete": True}
     for name, population in (("test_seen", "seen"), ("test_ood", "unseen")):
         ev = loop.evaluate(state, splits[name], rng=eval_rng, num_samples=config.eval.samples,
                            batch_size=config.eval.batch, controversial=pets.controversial, **common)
@@ -267,22 +265,33 @@ def _run(config, workdir, method, log, splits, codec, actor_cfg, rm_cfg, hyper, 
 
 
 def plot_curves(workdir: str) -> str:
-    """curves.png: rollout reward and accuracies (rollout, RM train, held-out) over rollout batches."""
+    """curves.png over rollout batches: (a) rollout reward log σ(r_c - r_r) and RM loss, (b) rollout, RM
+    train and held-out accuracies, (c) per-token KL to the reference and the KL coefficient β. A dashed
+    line marks the end of the RM warm-up (batches before it train the RM only)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [r for r in experiment.read_metrics(workdir) if r["step"] > 0]
-    fig, (ax_r, ax_a) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_r, ax_a, ax_k) = plt.subplots(1, 3, figsize=(15, 4))
     for key, ax in (("rollout_reward", ax_r), ("rm_loss", ax_r), ("rollout_accuracy", ax_a), ("rm_accuracy", ax_a),
                     ("eval_test_seen_accuracy", ax_a), ("eval_test_ood_accuracy", ax_a),
-                    ("eval_test_seen_accuracy_controversial", ax_a)):
+                    ("eval_test_seen_accuracy_controversial", ax_a), ("kl", ax_k), ("kl_coef", ax_k)):
         points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
         if points:
             ax.plot(*zip(*points), label=key, marker="." if key.startswith("eval") else None)
-    ax_r.set_xlabel("rollout batch"), ax_r.set_title("reward (log σ) / RM loss"), ax_r.legend(fontsize=7)
-    ax_a.set_xlabel("rollout batch"), ax_a.set_title("pairwise accuracy"), ax_a.legend(fontsize=7)
+    warmup = [r["step"] for r in rows if r.get("phase_rm_warmup")]
+    for ax in (ax_r, ax_a, ax_k):
+        if warmup:
+            ax.axvline(max(warmup) + 0.5, color="gray", linestyle="--", linewidth=1, label="end of RM warm-up")
+        ax.set_xlabel("rollout batch")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    ax_r.set_title("reward (log σ) / RM loss")
+    ax_a.set_title("pairwise accuracy")
+    ax_k.set_title("KL to reference (per token) / β")
+    ax_k.set_yscale("symlog", linthresh=1e-6)  # k1 KL can be slightly negative
     path = os.path.join(workdir, "curves.png")
     fig.tight_layout()
     fig.savefig(path, dpi=80)

@@ -11,7 +11,7 @@ from configs.plus import get_config
 from experiments.run import run_experiment
 from humanai_jax.experiment import read_metrics
 
-TRAIN_KEYS = ("rollout_reward", "rollout_accuracy", "policy_loss", "value_loss", "rm_loss", "kl")
+TRAIN_KEYS = ("rollout_reward", "rollout_accuracy", "policy_loss", "value_loss", "rm_loss", "kl", "kl_coef")
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,31 @@ def test_resume_reproduces_the_uninterrupted_run(straight, tmp_path):
         for key in TRAIN_KEYS:
             np.testing.assert_allclose(row[key], straight_rows[row["step"]][key], rtol=1e-4, atol=1e-6, err_msg=key)
     assert resumed["seen_accuracy"] == straight[1]["seen_accuracy"]
+
+
+def test_adaptive_kl_controller_follows_the_update_rule(straight):
+    """The tiny config runs the adaptive controller (target 1e-3, horizon 16, 8 samples per batch): each
+    batch's β is the previous β times 1 + clip(kl/target - 1, ±0.2)·8/16, from the previous batch's KL."""
+    rows = [r for r in read_metrics(straight[0]) if r["step"] > 0]
+    config = get_config("tiny")
+    beta = config.ppo.kl_coef
+    for row in rows:
+        np.testing.assert_allclose(row["kl_coef"], beta, rtol=1e-5)
+        error = min(max(row["kl"] / config.ppo.kl_target - 1.0, -0.2), 0.2)
+        beta *= 1.0 + error * config.ppo.rollout_batch / config.ppo.kl_horizon
+    assert rows[-1]["kl_coef"] != config.ppo.kl_coef  # it moved
+
+
+def test_rm_warmup_then_coadaptation(tmp_path):
+    """rm_warmup_steps=W: batches 1..W train the RM only (no PPO), then PLUS co-adapts; W+R RM passes."""
+    config = get_config("tiny,rollouts=2")
+    config.rm_warmup_steps = 1
+    results = run_experiment(config, str(tmp_path))
+    rows = [r for r in read_metrics(str(tmp_path)) if r["step"] > 0]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert rows[0]["phase_rm_warmup"] == 1.0 and "policy_loss" not in rows[0] and "rm_loss" in rows[0]
+    assert rows[1]["phase_rm_warmup"] == 0.0 and np.isfinite(rows[1]["policy_loss"])
+    assert results["rm_updates"] == 3 * config.ppo.rollout_batch // config.ppo.rm_batch
 
 
 def test_oracle_baseline_trains_reward_model_only(tmp_path):

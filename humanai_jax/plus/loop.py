@@ -1,7 +1,8 @@
 """The PLUS co-adaptation loop (spec §3, §4) and its baselines, as jitted pure steps over one state pytree.
 
 State (one pytree, checkpointed whole):
-  {"step": [], "actor": {"params", "opt_state"}, "critic": {...}, "rm": {...}, "ref": params, "rng": key}
+  {"step": [], "actor": {"params", "opt_state"}, "critic": {...}, "rm": {...}, "ref": params, "rng": key,
+   "kl": {"kl_coef": []}}   (the KL controller's state, `humanai_jax.rl.kl_control`)
 
 Per rollout batch of contexts (`plus_iteration`):
   1. sample summaries z ~ π_θ(·|c) with the decoding engine, reading the actor's own params;
@@ -9,7 +10,8 @@ Per rollout batch of contexts (`plus_iteration`):
   3. score with the RM (no grad): R = log σ(r_c - r_r) on the rollout pair; batch accuracy;
   4. shape per-token rewards (-β·kl + clip(R) on the last token), GAE, whiten over the buffer;
   5. one PPO epoch over the buffer (shuffled minibatches) updating actor and critic;
-  6. one Bradley–Terry pass of the RM on the same summaries (sampled before step 5), train pair.
+  6. one Bradley–Terry pass of the RM on the same summaries (sampled before step 5), train pair;
+  7. KL controller update from the batch's observed KL (fixed: β unchanged; adaptive: OpenRLHF's rule).
 
 Sequence layout (fixed shapes, so nothing recompiles between iterations): the prompt is left-padded
 to `prompt_len`, the completion right-padded to `completion_len`; per-token arrays have length
@@ -33,6 +35,7 @@ from humanai_jax.backbone import ModelConfig
 from humanai_jax.plus import data as D
 from humanai_jax.plus import models as M
 from humanai_jax.plus import text as T
+from humanai_jax.rl import kl_control as KL
 from humanai_jax.rl import losses as L
 from humanai_jax.train.losses import cross_entropy
 
@@ -59,8 +62,11 @@ class Shapes:
 
 @dataclasses.dataclass(frozen=True)
 class PPOHyper:
-    kl_coef: float = 0.01
+    kl_coef: float = 0.01  # initial β (the fixed controller keeps it)
     kl_estimator: str = "k1"
+    kl_controller: str = "fixed"  # fixed | adaptive (OpenRLHF AdaptiveKLController)
+    kl_target: float = 0.0  # adaptive only: target per-token KL (> 0)
+    kl_horizon: float = 10000.0  # adaptive only: samples over which β moves by at most ±20%
     gamma: float = 1.0
     lam: float = 0.95
     clip_eps: float = 0.2
@@ -149,13 +155,14 @@ def make_steps(actor_cfg: ModelConfig, rm_cfg: ModelConfig, txs: dict, hyper: PP
         return {"r_chosen": r_c, "r_rejected": r_r, "reward": jax.nn.log_sigmoid(r_c - r_r)}
 
     @jax.jit
-    def experience(actor_params, ref_params, critic_params, seq, terminal_reward):
+    def experience(actor_params, ref_params, critic_params, seq, terminal_reward, kl_coef):
+        """kl_coef `[]`: the controller's current β (traced, so an adaptive β does not recompile)."""
         logp = M.token_logprobs(actor_params, seq["tokens"], seq["attention"], actor_cfg, rules)
         ref_logp = M.token_logprobs(ref_params, seq["tokens"], seq["attention"], actor_cfg, rules)
         values = M.critic_values(critic_params, seq["tokens"], seq["attention"], rm_cfg, rules)
         mask = seq["action_mask"]
         kl = L.kl_estimate(logp, ref_logp, hyper.kl_estimator) * mask
-        rewards = L.shaped_rewards(terminal_reward, kl, mask, kl_coef=hyper.kl_coef, clip_range=hyper.reward_clip)
+        rewards = L.shaped_rewards(terminal_reward, kl, mask, kl_coef=kl_coef, clip_range=hyper.reward_clip)
         advantages, returns = L.gae_advantages(rewards, values, mask, gamma=hyper.gamma, lam=hyper.lam)
         if hyper.whiten_advantages:
             advantages = L.masked_whiten(advantages, mask)
@@ -199,8 +206,19 @@ def make_steps(actor_cfg: ModelConfig, rm_cfg: ModelConfig, txs: dict, hyper: PP
         loss, grads = jax.value_and_grad(loss_fn)(actor["params"])
         return _apply(txs["sft"], actor, grads), {"sft_loss": loss}
 
+    if hyper.kl_controller not in KL.KL_CONTROLLERS:
+        raise ValueError(f"Unknown kl_controller {hyper.kl_controller!r}; expected one of {KL.KL_CONTROLLERS}")
+    if hyper.kl_controller == "adaptive" and not (hyper.kl_target > 0 and hyper.kl_horizon > 0):
+        raise ValueError(f"kl_controller='adaptive' needs kl_target > 0 and kl_horizon > 0, got "
+                         f"{hyper.kl_target}, {hyper.kl_horizon}")
+
+    def kl_update(kl_state, observed_kl, n_steps: int):
+        """Step 7: the KL controller's new state from the batch's mean per-sequence KL and its size."""
+        return KL.kl_update(kl_state, observed_kl, n_steps, kind=hyper.kl_controller,
+                            target=hyper.kl_target or None, horizon=hyper.kl_horizon)
+
     return {"score": score, "experience": experience, "ppo_update": ppo_update, "rm_update": rm_update,
-            "sft_update": sft_update}
+            "sft_update": sft_update, "kl_update": kl_update}
 
 
 # ----------------------------------------------------------------------------- rollouts
@@ -242,11 +260,15 @@ def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, m
         metrics["summary_tokens"] = float(np.mean([len(c) for c in completions]))
     conditions = conditions_for(method, examples, summaries, oracle)
     new_state = dict(state, rng=rng, step=state["step"] + 1)
+    # 3. Score the rollout pair with the RM before it trains on this batch (every method, for the curves).
+    scored = steps["score"](state["rm"]["params"], codec.rm_inputs(conditions, [ex.reward for ex in examples]))
+    metrics.update(rollout_reward=float(jnp.mean(scored["reward"])),
+                   rollout_accuracy=float(jnp.mean(scored["r_chosen"] > scored["r_rejected"])))
     if method == "plus" and update_actor:
-        scored = steps["score"](state["rm"]["params"], codec.rm_inputs(conditions, [ex.reward for ex in examples]))
         seq = {k: jnp.asarray(v) for k, v in codec.sequences(prompts, completions).items()}
+        kl_coef = state["kl"]["kl_coef"]
         exp = steps["experience"](state["actor"]["params"], state["ref"], state["critic"]["params"], seq,
-                                  scored["reward"])
+                                  scored["reward"], kl_coef)
         buffer = {**seq, **exp}
         actor, critic, ppo_logs = state["actor"], state["critic"], []
         for index in _minibatches(len(examples), train_batch, ppo_rng):
@@ -254,9 +276,7 @@ def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, m
             ppo_logs.append(logs)
         new_state.update(actor=actor, critic=critic)
         metrics.update({k: float(np.mean([float(x[k]) for x in ppo_logs])) for k in ppo_logs[0]})
-        metrics.update(rollout_reward=float(jnp.mean(scored["reward"])),
-                       rollout_accuracy=float(jnp.mean(scored["r_chosen"] > scored["r_rejected"])),
-                       kl=float(jnp.mean(exp["kl"])))
+        metrics.update(kl=float(jnp.mean(exp["kl"])), kl_coef=float(kl_coef))
     # RM pass on the same summaries (sampled before the PPO update), on the train pair.
     rm, rm_logs = state["rm"], []
     for index in _minibatches(len(examples), rm_batch, rm_rng):
@@ -265,6 +285,8 @@ def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, m
         rm_logs.append(logs)
     new_state["rm"] = rm
     metrics.update({k: float(np.mean([float(x[k]) for x in rm_logs])) for k in rm_logs[0]})
+    if method == "plus" and update_actor:  # 7. KL controller, from this batch's KL and sample count
+        new_state["kl"] = steps["kl_update"](state["kl"], jnp.mean(exp["kl"]), len(examples))
     return new_state, metrics
 
 
@@ -282,6 +304,7 @@ def evaluate(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method:
     pairs, averaged over `num_samples` summary samples (spec §7). Also on the controversial subset."""
     correct = np.zeros((num_samples, len(examples)))
     logsig = np.zeros((num_samples, len(examples)))
+    matches = np.zeros((num_samples, len(examples)))  # sampled summary == the user type's oracle summary
     for s in range(num_samples):
         sample_rng = jax.random.fold_in(rng, s)
         for start in range(0, len(examples), batch_size):
@@ -292,12 +315,17 @@ def evaluate(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method:
                                                    jax.random.fold_in(sample_rng, start), temperature=temperature,
                                                    rules=rules)
             conditions = conditions_for(method, chunk, summaries, oracle)
+            if summaries is not None and all(ex.user_type for ex in chunk):  # spaces ignored (word tokenizer)
+                matches[s, start : start + len(chunk)] = [
+                    "".join(z.split()) == "".join(oracle(ex.user_type).split()) for z, ex in zip(summaries, chunk)]
             pairs = [ex.eval if ex.eval is not None else ex.reward for ex in chunk]
             scored = steps["score"](state["rm"]["params"], {k: jnp.asarray(v) for k, v in codec.rm_inputs(conditions, pairs).items()})
             correct[s, start : start + len(chunk)] = np.asarray(scored["r_chosen"] > scored["r_rejected"])
             logsig[s, start : start + len(chunk)] = np.asarray(scored["reward"])
     out = {"accuracy": float(correct.mean()), "accuracy_std_over_samples": float(correct.mean(axis=1).std()),
            "mean_log_sigmoid": float(logsig.mean()), "num_pairs": len(examples)}
+    if CONDITIONING[method] == "summarizer" and all(ex.user_type for ex in examples):
+        out["summary_exact_match"] = float(matches.mean())
     if controversial is not None:
         keep = np.array([controversial(ex) for ex in examples])
         if keep.any():

@@ -107,6 +107,16 @@ def test_task_builders_cover_every_task_and_split_by_user(tmp_path):
     assert set(ds_test.column_names) == {"uid", "source", "messages"}
 
 
+def test_capped_task_keeps_its_share_of_test_users():
+    """Regression: the test users and the capped sample once came from the same random stream
+    (random.Random(seed)), and a capped task with one sample per user got an empty test set."""
+    for n, cap in [(4000, 533), (1000, 100), (500, 300)]:
+        samples = [{"uid": f"u{i:05d}", "source": "x.generic", "messages": []} for i in range(n)]
+        train, test, report = tasks.split_all(samples, caps={"generic": cap})
+        assert report["x.generic"]["train"] + report["x.generic"]["test"] == cap
+        assert 0.05 * cap <= len(test) <= 0.15 * cap  # about 10% of the kept users, as for uncapped tasks
+
+
 def test_personalized_comment_uses_the_rewritten_parent_post():
     def comment(k, parent_rewrite):
         return {"uid": "u", "log_id": f"u:{k}", "type": "t1", "rewrite_v2": f"my comment {k} " + "word " * 25,

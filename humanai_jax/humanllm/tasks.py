@@ -346,7 +346,9 @@ def task_of(source: str) -> str:
 def test_users_of(uids: Iterable[str], test_fraction: float = 0.1, seed: int = SEED) -> set[str]:
     """A seeded random `test_fraction` of the users (at least one when there are >= 2 users)."""
     users = sorted(set(uids))
-    random.Random(seed).shuffle(users)
+    # a stream of its own: with random.Random(seed), as filter_split's sampling uses, the capped sample of
+    # a task with one sample per user never met the test users (every capped task had an empty test set)
+    random.Random(f"{seed}/test_users").shuffle(users)
     n_test = int(round(test_fraction * len(users)))
     if len(users) >= 2:
         n_test = max(1, n_test)

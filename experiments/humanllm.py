@@ -43,7 +43,7 @@ def synthetic_samples(d) -> tuple[list[dict], list[dict], dict]:
     users, logs = synthetic.make_users(d.n_users, catalog, genre_of, seed=d.seed)
     samples = tasks.build_item_selection(users, logs, "Synthetic", catalog, seed=d.seed)
     samples += tasks.build_persona2profile(users, "amazon", prefix="amazon.Synthetic", seed=d.seed)
-    caps = {"item_selection": d.n_users, "persona2profile": d.n_users}
+    caps = {"item_selection": d.n_users, "persona2profile": max(1, int(round(d.profile_frac * d.n_users)))}
     return tasks.split_all(samples, caps=caps, seed=d.seed)
 
 
@@ -211,11 +211,16 @@ def run(config, workdir: str) -> dict:
             acc = evaluation.item_selection_accuracy(sel, gens)
             results[f"{name}/item_selection_accuracy"] = acc["accuracy"]
             results[f"{name}/item_selection_n"] = acc["n"]
+            results[f"{name}/item_selection"] = acc
+            if d.source == "synthetic":  # synthetic titles are "<genre>, <object>": did it find the latent genre?
+                acc["genre_accuracy"] = float(np.mean([g.split()[:1] == s["messages"][-1]["content"].split()[:1]
+                                                       for s, g in zip(sel, gens)])) if sel else 0.0
             if name == "sft":
                 experiment.write_json(os.path.join(workdir, "generations.json"),
                                       {"samples": [{"target": s["messages"][-1]["content"], "generation": g}
                                                    for s, g in zip(sel[:50], gens[:50])]})
-            _print(f"{name}: item selection {acc['accuracy']:.3f} (chance {acc['chance']:.2f}, n={acc['n']}); "
+            _print(f"{name}: item selection {acc['accuracy']:.3f} (95% CI {acc['ci95'][0]:.3f}-{acc['ci95'][1]:.3f}, "
+                   f"chance {acc['chance']:.2f}, n={acc['n']}); by context {json.dumps(acc['by_context'])}; "
                    f"held-out loss {json.dumps({k: round(v, 3) for k, v in held.items()})}")
         results["item_selection_chance"] = evaluation.CHANCE_ITEM_SELECTION
         if config.eval.judge_base_url:

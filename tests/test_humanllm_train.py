@@ -1,5 +1,6 @@
 """HumanLLM SFT experiment, model merging, JaxChatBackend, evaluation metrics and configs."""
 
+import collections
 import json
 import os
 
@@ -33,8 +34,9 @@ def test_item_hit_and_first_per_source():
     samples = [{"source": s} for s in ["a", "b", "a", "a", "b"]]
     assert evaluation.first_per_source(samples, 2) == [samples[0], samples[1], samples[2], samples[4]]
     acc = evaluation.item_selection_accuracy(
-        [{"messages": [{}, {"content": "x y"}]}, {"messages": [{}, {"content": "z"}]}], ["X Y!", "no"])
-    assert acc == {"accuracy": 0.5, "n": 2, "chance": 0.05}
+        [{"messages": [{"content": "Candidate 1: x y"}, {"content": "x y"}]},
+         {"messages": [{"content": "Candidate 1: z"}, {"content": "z"}]}], ["X Y!", "no"])
+    assert {k: acc[k] for k in ("accuracy", "n", "hits", "chance")} == {"accuracy": 0.5, "n": 2, "hits": 1, "chance": 0.05}
 
 
 def test_judge_free_text_counts_failures():
@@ -136,17 +138,59 @@ def test_jax_chat_backend_greedy_matches_reference(smoke_run):
         assert cut.texts == [a.texts[0][:1]] and cut.finish_reasons == ["stop"]
 
 
-def test_synthetic_users_have_unique_target_genre():
+def test_synthetic_users_latent_preferences():
+    """Target = "<latent genre>, <latent object>": never bought before, each preference is the only genre /
+    object seen more than once in the history but never together with the other, and the target is the
+    one candidate that has both."""
     catalog, genre_of = synthetic.make_catalog()
-    users, logs = synthetic.make_users(30, catalog, genre_of, seed=1)
+    users, logs = synthetic.make_users(40, catalog, genre_of, seed=1)
     samples = tasks.build_item_selection(users, logs, "Synthetic", catalog)
-    assert len(samples) == 30
+    assert len(samples) == 40
     for u, s in zip(users, samples):
-        target = s["messages"][1]["content"]
-        assert target.split()[0] == u["latent_genre"]
-        cands = [line.split(": ", 1)[1] for line in s["messages"][0]["content"].splitlines()
-                 if line.startswith("Candidate ")]
-        assert [c.split()[0] for c in cands].count(u["latent_genre"]) == 1
+        g, o = u["latent_genre"], u["latent_object"]
+        titles = [r["item"]["title"] for r in logs[u["uid"]]]
+        history, target = titles[:-1], titles[-1]
+        assert s["messages"][1]["content"] == target == f"{g}, {o}" and target not in history
+        assert len(titles) >= 8  # the item-selection rule of spec 7.3
+        pairs = [t.split(", ") for t in history]
+        genres = collections.Counter(p[0] for p in pairs)
+        objects = collections.Counter(p[1] for p in pairs)
+        assert genres[g] >= 4 and objects[o] >= 4 and [g, o] not in pairs
+        assert max(v for k, v in genres.items() if k != g) == 1 and max(v for k, v in objects.items() if k != o) == 1
+        prompt = s["messages"][0]["content"]
+        cands = evaluation.candidates_of(prompt)
+        assert len(cands) == 20 and cands.count(target) == 1
+        assert not (set(cands) - {target}) & set(history)  # negatives were never bought
+        assert prompt.count(target) == 1  # the target's title appears only in the candidate list
+        assert synthetic.GENRES[g][0] in u["persona"] and o in u["persona"]
+
+
+def test_item_selection_accuracy_ci_and_breakdown():
+    from scipy.stats import binom
+
+    # exact (Clopper-Pearson) interval: closed forms at the edges, the defining tail equations inside
+    lo, hi = evaluation.binomial_ci(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 10))
+    lo, hi = evaluation.binomial_ci(10, 10)
+    assert hi == 1.0 and lo == pytest.approx(0.025 ** (1 / 10))
+    lo, hi = evaluation.binomial_ci(37, 120)
+    assert binom.sf(36, 120, lo) == pytest.approx(0.025) and binom.cdf(37, 120, hi) == pytest.approx(0.025)
+
+    def sample(context, target):
+        cands = "\n".join(f"Candidate {k}: item {k}" for k in range(1, 21))
+        return {"messages": [{"role": "user", "content": f"Pick one.\n{cands}\n\n{context}"},
+                             {"role": "assistant", "content": target}]}
+
+    hist, pers = "Here is the user's purchase history:\n------\nHistory 1: x\n------\n", \
+        "Here's the user persona:\n------\nThe user ...\n------\n"
+    samples = [sample(hist, "item 3"), sample(hist, "item 4"), sample(pers, "item 5"), sample(pers + hist, "item 6")]
+    acc = evaluation.item_selection_accuracy(samples, ["item 3", "item 7", "nothing", "Item 6 "])
+    assert (acc["hits"], acc["n"], acc["accuracy"]) == (2, 4, 0.5)
+    assert acc["names_a_candidate"] == 0.75
+    assert acc["by_context"] == {"history": {"accuracy": 0.5, "n": 2}, "persona": {"accuracy": 0.0, "n": 1},
+                                 "persona+history": {"accuracy": 1.0, "n": 1}}
+    assert acc["ci95"] == pytest.approx(list(evaluation.binomial_ci(2, 4)))
+    assert acc["p_value_vs_chance"] == pytest.approx(binom.sf(1, 4, 0.05))
 
 
 def _plan(variant):

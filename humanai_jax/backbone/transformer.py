@@ -307,9 +307,9 @@ def forward_cached(
 
     query_slot = index + jnp.arange(T)
     full = mask[:, None, :] & (jnp.arange(S)[None, None, :] <= query_slot[None, :, None])
-    flags = config.sliding_layers()
+    flags = config.sliding_layers()  # None when no layer slides
     windowed = None
-    if flags is not None and flags.any():
+    if flags is not None:
         windowed = full & ((positions[:, :, None] - pos[:, None, :]) < config.sliding_window)
     cos, sin = L.rope_cos_sin(positions, config)
     dtype = config.compute_dtype

@@ -277,6 +277,8 @@ def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, m
         new_state.update(actor=actor, critic=critic)
         metrics.update({k: float(np.mean([float(x[k]) for x in ppo_logs])) for k in ppo_logs[0]})
         metrics.update(kl=float(jnp.mean(exp["kl"])), kl_coef=float(kl_coef))
+        # 7. KL controller, from this batch's KL and sample count (used from the next batch on).
+        new_state["kl"] = steps["kl_update"](state["kl"], jnp.mean(exp["kl"]), len(examples))
     # RM pass on the same summaries (sampled before the PPO update), on the train pair.
     rm, rm_logs = state["rm"], []
     for index in _minibatches(len(examples), rm_batch, rm_rng):
@@ -285,8 +287,6 @@ def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, m
         rm_logs.append(logs)
     new_state["rm"] = rm
     metrics.update({k: float(np.mean([float(x[k]) for x in rm_logs])) for k in rm_logs[0]})
-    if method == "plus" and update_actor:  # 7. KL controller, from this batch's KL and sample count
-        new_state["kl"] = steps["kl_update"](state["kl"], jnp.mean(exp["kl"]), len(examples))
     return new_state, metrics
 
 

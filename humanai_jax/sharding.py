@@ -6,6 +6,13 @@ data parallelism, FSDP and tensor parallelism is a config change, never a model 
 
 Mesh axes are `("data", "fsdp", "tensor")`. Their sizes come from the config; one may be -1
 ("fill with whatever devices remain").
+
+Both JAX sharding modes take the same rules tables. On an Auto mesh (`make_mesh(...)`, the
+default) `constrain` is `with_sharding_constraint` and GSPMD propagates shardings and inserts the
+collectives. On an Explicit mesh (`make_mesh(..., axis_type="explicit")`, "sharding in types")
+every array's sharding is part of its type (`jax.typeof(x).sharding`): `constrain` is
+`jax.sharding.reshard`, `gather_weight` all-gathers a weight's FSDP shards before use, and the
+backbone's matmuls name their output sharding, so each collective is written in the program.
 """
 
 from __future__ import annotations
@@ -125,11 +132,47 @@ def tree_shardings(rules: ShardingRules, logical_tree: Any, abstract_tree: Any) 
     )
 
 
+def is_explicit(rules: ShardingRules | None) -> bool:
+    """Whether `rules` sit on a mesh with Explicit axes (shardings are part of array types)."""
+    return rules is not None and AxisType.Explicit in rules.mesh.axis_types
+
+
 def constrain(x: jax.Array, logical_axes: Sequence[str | None], rules: ShardingRules | None) -> jax.Array:
-    """`with_sharding_constraint` by logical names; the identity when `rules` is None (single device)."""
+    """Shards x by logical names: `with_sharding_constraint` on Auto meshes, `reshard` on Explicit ones.
+
+    The identity when `rules` is None (single device).
+    """
     if rules is None:
         return x
-    return jax.lax.with_sharding_constraint(x, rules.sharding(logical_axes, x.shape))
+    sharding = rules.sharding(logical_axes, x.shape)
+    if is_explicit(rules):
+        return jax.sharding.reshard(x, sharding)
+    return jax.lax.with_sharding_constraint(x, sharding)
+
+
+def out_sharding(logical_axes: Sequence[str | None], shape: Sequence[int], rules: ShardingRules | None):
+    """The `out_sharding=` of an op on an Explicit mesh (None elsewhere: GSPMD chooses)."""
+    return rules.sharding(logical_axes, shape) if is_explicit(rules) else None
+
+
+def gather_weight(w: jax.Array, rules: ShardingRules | None) -> jax.Array:
+    """A weight as a matmul uses it: its FSDP shards all-gathered (Explicit meshes only).
+
+    FSDP shards weights over mesh axes that also shard the activations' batch (the `batch` rule,
+    default data x fsdp). On an Explicit mesh a matmul of such operands has no well-defined
+    sharding, so the weight is resharded to its own spec with those axes dropped, as MaxText
+    does; its gradient is reduce-scattered back by the transpose of the reshard. Tensor-parallel
+    axes stay. On Auto meshes (or without rules) w is returned as is: GSPMD inserts the same
+    all-gather itself.
+    """
+    if not is_explicit(rules):
+        return w
+    batch_axes = set(rules.mesh_axes("batch"))
+    parts = []
+    for part in jax.typeof(w).sharding.spec:
+        axes = tuple(a for a in ((part,) if isinstance(part, str) else part or ()) if a not in batch_axes)
+        parts.append(None if not axes else axes[0] if len(axes) == 1 else axes)
+    return jax.sharding.reshard(w, NamedSharding(rules.mesh, P(*parts)))
 
 
 def host_local_batch_to_global(local: np.ndarray, sharding: NamedSharding) -> jax.Array:

@@ -284,11 +284,18 @@ def test_small_from_scratch_model_exports_to_torch(model_type, tmp_path):
     assert max_diff(forward_jit(params2, tokens, config2), ours) == 0.0
 
 
-def test_explicit_mesh_axes_are_refused_clearly():
+def test_rules_on_explicit_mesh_axes_give_the_unsharded_forward():
+    """Explicit axes ("sharding in types") take the same rules; tests/test_explicit_sharding.py
+    covers gradients, the train step and every layout."""
     config = bb.ModelConfig.small(vocab_size=32, d_model=16, n_layers=1, n_heads=2)
     rules = ShardingRules.create(make_mesh({"fsdp": 2, "tensor": 2}, axis_type="explicit"))
-    with pytest.raises(NotImplementedError, match="axis_type='auto'"):
-        bb.forward({}, jnp.zeros((1, 4), jnp.int32), config, rules=rules)
+    params = bb.init_params(config, jax.random.key(0))
+    tokens = jnp.asarray(random_tokens(2, 6) % 32)
+    sharded = jax.device_put(params, tree_shardings(rules, bb.param_logical_axes(config), params))
+    with jax.set_mesh(rules.mesh):
+        logits = forward_jit(sharded, tokens, config, rules=rules)
+    assert jax.typeof(logits).sharding.spec == rules.spec(("batch", "seq", "vocab"), logits.shape)
+    assert max_diff(logits, forward_jit(params, tokens, config)) <= 1e-5
 
 
 def test_default_positions_brute_force():

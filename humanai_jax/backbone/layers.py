@@ -13,20 +13,31 @@ import jax
 import jax.numpy as jnp
 
 from humanai_jax.backbone.config import ModelConfig
-from humanai_jax.sharding import constrain
+from humanai_jax.sharding import constrain, gather_weight, is_explicit
 
 
-def dense(x: jax.Array, w: jax.Array, n_in: int = 1, preferred_element_type=None) -> jax.Array:
+def dense(
+    x: jax.Array, w: jax.Array, n_in: int = 1, preferred_element_type=None, *, out_axes=None, rules=None
+) -> jax.Array:
     """Contracts the last `n_in` axes of x [..., *in] with the leading `n_in` axes of w [*in, *out].
 
     Returns [..., *out]. Written as one 2-D matmul [rows, prod(in)] @ [prod(in), prod(out)]: XLA:CPU
     runs that (and the two matmuls of its backward pass) markedly faster than the equivalent einsum
     with several free axes (BENCHMARKS.md, training throughput), and on accelerators it is the same dot.
+
+    On an Explicit mesh (`rules`), w's FSDP shards are gathered first and the result is sharded by
+    the logical `out_axes` of [..., *out]; the dot is one `dot_general` with that `out_sharding`
+    (the 2-D reshapes would need shardings of their own).
     """
     in_shape, out_shape = w.shape[:n_in], w.shape[n_in:]
     if x.shape[x.ndim - n_in:] != in_shape:
         raise ValueError(f"dense: x {x.shape} does not end in w's input axes {in_shape}")
     lead = x.shape[: x.ndim - n_in]
+    if is_explicit(rules):
+        contract = (tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in)))
+        sharding = None if out_axes is None else rules.sharding(out_axes, (*lead, *out_shape))
+        return jax.lax.dot_general(x, gather_weight(w, rules), (contract, ((), ())),
+                                   preferred_element_type=preferred_element_type, out_sharding=sharding)
     y = jnp.matmul(x.reshape(-1, math.prod(in_shape)), w.reshape(math.prod(in_shape), -1),
                    preferred_element_type=preferred_element_type)
     return y.reshape(*lead, *out_shape)
@@ -61,26 +72,28 @@ def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
 def project_qkv(layer: dict[str, Any], x: jax.Array, cos, sin, config: ModelConfig, rules=None):
     """x [B, T, D] -> q [B, T, H, h], k, v [B, T, K, h] with biases, q/k norm and RoPE applied."""
     dtype = config.compute_dtype
-    q = dense(x, layer["wq"].astype(dtype))
-    k = dense(x, layer["wk"].astype(dtype))
-    v = dense(x, layer["wv"].astype(dtype))
+    q_axes, kv_axes = ("batch", "seq", "q_heads", "head_dim"), ("batch", "seq", "kv_heads", "head_dim")
+    q = dense(x, layer["wq"].astype(dtype), out_axes=q_axes, rules=rules)
+    k = dense(x, layer["wk"].astype(dtype), out_axes=kv_axes, rules=rules)
+    v = dense(x, layer["wv"].astype(dtype), out_axes=kv_axes, rules=rules)
     if config.qkv_bias:
-        q = q + layer["bq"].astype(dtype)
-        k = k + layer["bk"].astype(dtype)
-        v = v + layer["bv"].astype(dtype)
+        q = q + gather_weight(layer["bq"].astype(dtype), rules)
+        k = k + gather_weight(layer["bk"].astype(dtype), rules)
+        v = v + gather_weight(layer["bv"].astype(dtype), rules)
     if config.qk_norm:  # Qwen3: per-head RMSNorm over h, before RoPE
         q = rms_norm(q, layer["q_norm"], config.rms_eps)
         k = rms_norm(k, layer["k_norm"], config.rms_eps)
     q = apply_rope(q, cos, sin)
     k = apply_rope(k, cos, sin)
-    q = constrain(q, ("batch", "seq", "q_heads", "head_dim"), rules)
-    k = constrain(k, ("batch", "seq", "kv_heads", "head_dim"), rules)
-    v = constrain(v, ("batch", "seq", "kv_heads", "head_dim"), rules)
+    q = constrain(q, q_axes, rules)
+    k = constrain(k, kv_axes, rules)
+    v = constrain(v, kv_axes, rules)
     return q, k, v
 
 
 def attend(
-    q: jax.Array, k: jax.Array, v: jax.Array, allowed: jax.Array, config: ModelConfig, *, causal_block: int = 0
+    q: jax.Array, k: jax.Array, v: jax.Array, allowed: jax.Array, config: ModelConfig, *, causal_block: int = 0,
+    rules=None,
 ) -> jax.Array:
     """Grouped-query attention.
 
@@ -92,10 +105,15 @@ def attend(
     as in the full forward: queries then run in blocks of that many rows, each against only the keys
     up to its last row, which skips the masked upper triangle (about half the score FLOPs and memory
     traffic at long T) and keeps each block's scores small enough to stay in cache.
+
+    rules on an Explicit mesh: q is first sharded like k's kv heads, so that splitting its H heads
+    into (K, G) is well defined (heads replicated when K does not divide the tensor axes).
     """
     B, T, H, h = q.shape
     K = k.shape[1]
     G = H // K
+    if is_explicit(rules):
+        q = jax.sharding.reshard(q, rules.sharding(("batch", "seq", "kv_heads", "head_dim"), (B, T, K, h)))
     # [B, K, G, T, h]: the kv head and the group lead, so every matmul below is a plain batched
     # matmul over (B, K) with the G query heads of a group stacked on its rows.
     qg = q.reshape(B, T, K, G, h).transpose(0, 2, 3, 1, 4)
@@ -125,19 +143,20 @@ def _attend_block(qg: jax.Array, k: jax.Array, v: jax.Array, allowed: jax.Array,
     return jnp.einsum("bkqs,bksh->bkqh", probs, v).reshape(B, K, G, t, h)
 
 
-def attention_out(layer: dict[str, Any], attn: jax.Array, config: ModelConfig) -> jax.Array:
+def attention_out(layer: dict[str, Any], attn: jax.Array, config: ModelConfig, rules=None) -> jax.Array:
     """[B, T, H, h] -> [B, T, D] through o_proj (+ bias)."""
     dtype = config.compute_dtype
-    out = dense(attn, layer["wo"].astype(dtype), n_in=2)
+    out = dense(attn, layer["wo"].astype(dtype), n_in=2, out_axes=("batch", "seq", "act_embed"), rules=rules)
     if config.o_bias:
-        out = out + layer["bo"].astype(dtype)
+        out = out + gather_weight(layer["bo"].astype(dtype), rules)
     return out
 
 
 def mlp(layer: dict[str, Any], x: jax.Array, config: ModelConfig, rules=None) -> jax.Array:
     """SwiGLU: w_down(silu(w_gate x) * (w_up x)); x [B, T, D] -> [B, T, D]."""
     dtype = config.compute_dtype
-    gate = dense(x, layer["w_gate"].astype(dtype))
-    up = dense(x, layer["w_up"].astype(dtype))
-    hidden = constrain(jax.nn.silu(gate) * up, ("batch", "seq", "mlp"), rules)
-    return dense(hidden, layer["w_down"].astype(dtype))
+    hidden_axes = ("batch", "seq", "mlp")
+    gate = dense(x, layer["w_gate"].astype(dtype), out_axes=hidden_axes, rules=rules)
+    up = dense(x, layer["w_up"].astype(dtype), out_axes=hidden_axes, rules=rules)
+    hidden = constrain(jax.nn.silu(gate) * up, hidden_axes, rules)
+    return dense(hidden, layer["w_down"].astype(dtype), out_axes=("batch", "seq", "act_embed"), rules=rules)

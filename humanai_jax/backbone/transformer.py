@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from humanai_jax.backbone import layers as L
 from humanai_jax.backbone.config import ModelConfig
-from humanai_jax.sharding import constrain
+from humanai_jax.sharding import constrain, gather_weight, is_explicit
 
 _REMAT_POLICIES = {
     "full": jax.checkpoint_policies.nothing_saveable,
@@ -40,14 +40,6 @@ def _run_layers(body: Callable, carry: Any, xs: Any, config: ModelConfig):
     return carry, jax.tree.map(lambda *a: jnp.stack(a), *ys) if ys and ys[0] is not None else None
 
 
-def _check_rules(rules) -> None:
-    if rules is not None and any(t == jax.sharding.AxisType.Explicit for t in rules.mesh.axis_types):
-        raise NotImplementedError(
-            "The backbone's activation hints assume Auto mesh axes (GSPMD propagation); build the mesh "
-            "with humanai_jax.sharding.make_mesh(..., axis_type='auto'). Explicit axes are not supported yet."
-        )
-
-
 def _check_shapes(tokens, **arrays) -> None:
     if tokens.ndim != 2:
         raise ValueError(f"tokens must be [batch, seq], got shape {tokens.shape}")
@@ -59,8 +51,14 @@ def _check_shapes(tokens, **arrays) -> None:
 def _embed(params, tokens: jax.Array, config: ModelConfig, rules) -> jax.Array:
     # mode="clip": an out-of-range id (e.g. a -1 pad) must not become a NaN row, which would
     # leak into real tokens through 0 * NaN in the attention of masked keys.
-    x = jnp.take(params["embed"], tokens, axis=0, mode="clip").astype(config.compute_dtype)
-    return constrain(x, ("batch", "seq", "act_embed"), rules)
+    axes = ("batch", "seq", "act_embed")
+    if is_explicit(rules):  # a gather's output sharding must be named; the table's FSDP shards gathered
+        table = gather_weight(params["embed"], rules)
+        sharding = rules.sharding(axes, (*tokens.shape, table.shape[1]))
+        x = table.at[tokens].get(mode="clip", out_sharding=sharding).astype(config.compute_dtype)
+    else:
+        x = jnp.take(params["embed"], tokens, axis=0, mode="clip").astype(config.compute_dtype)
+    return constrain(x, axes, rules)
 
 
 def _kv_head_major(x: jax.Array) -> jax.Array:
@@ -86,8 +84,9 @@ def default_positions(
     real = jnp.ones((batch, seq), jnp.int32) if attention_mask is None else attention_mask.astype(jnp.int32)
     count = jnp.cumsum(real, axis=1)
     if segment_ids is not None:
+        # ones_like, not ones: on an Explicit mesh both concatenated parts must share the rows' sharding
         starts = jnp.concatenate(
-            [jnp.ones((batch, 1), bool), segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1
+            [jnp.ones_like(segment_ids[:, :1], bool), segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1
         )
         # Real tokens seen before the current segment began; nondecreasing, so cummax propagates it.
         before = jax.lax.cummax(jnp.where(starts, count - real, 0), axis=1)
@@ -153,7 +152,6 @@ def hidden_states(
     None, positions restart per segment. attention_mask [B, T] (1 = real token; left padding OK).
     rules: a `humanai_jax.sharding.ShardingRules` adding sharding hints on activations, or None.
     """
-    _check_rules(rules)
     _check_shapes(tokens, positions=positions, segment_ids=segment_ids, attention_mask=attention_mask)
     B, T = tokens.shape
     if positions is None:
@@ -169,8 +167,8 @@ def hidden_states(
         h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
         q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
         k, v = _kv_head_major(k), _kv_head_major(v)
-        attn = L.attend(q, k, v, pick_mask(flag), config, causal_block=config.attention_block)
-        x = x + L.attention_out(layer, attn, config)
+        attn = L.attend(q, k, v, pick_mask(flag), config, causal_block=config.attention_block, rules=rules)
+        x = x + L.attention_out(layer, attn, config, rules)
         x = constrain(x, ("batch", "seq", "act_embed"), rules)
         return _mlp_residual(layer, x, config, rules), None
 
@@ -183,7 +181,9 @@ def logits_from_hidden(params, hidden: jax.Array, config: ModelConfig, rules=Non
     dtype = config.compute_dtype
     hidden = hidden.astype(dtype)
     head = params["embed"].T if config.tie_embeddings else params["lm_head"]  # [D, V]
-    logits = L.dense(hidden, head.astype(dtype), preferred_element_type=jnp.float32)
+    lead_axes = {1: (), 2: ("batch",), 3: ("batch", "seq")}.get(hidden.ndim - 1)
+    out_axes = None if lead_axes is None else (*lead_axes, "vocab")
+    logits = L.dense(hidden, head.astype(dtype), preferred_element_type=jnp.float32, out_axes=out_axes, rules=rules)
     if logits.ndim == 3:
         logits = constrain(logits, ("batch", "seq", "vocab"), rules)
     return logits.astype(jnp.float32)
@@ -257,6 +257,14 @@ def cache_logical_axes(config: ModelConfig) -> KVCache:
     return KVCache(k=kv, v=kv, mask=("cache_batch", "cache_seq"), pos=("cache_batch", "cache_seq"), index=())
 
 
+def _write_slots(buf: jax.Array, update: jax.Array, start: tuple, rules) -> jax.Array:
+    """`dynamic_update_slice(buf, update, start)`; on an Explicit mesh the update first takes buf's
+    sharding, which the op requires of its two operands."""
+    if is_explicit(rules):
+        update = jax.sharding.reshard(update, jax.typeof(buf).sharding)
+    return jax.lax.dynamic_update_slice(buf, update, start)
+
+
 def unstack_layers(params):
     """params with `layers` as a tuple of L per-layer dicts instead of one dict of [L, ...] arrays.
 
@@ -290,7 +298,6 @@ def forward_cached(
     run as an unrolled Python loop (each has its own cache buffers); params may hold stacked or
     unstacked (`unstack_layers`) layers.
     """
-    _check_rules(rules)
     _check_shapes(tokens, positions=positions, token_mask=token_mask)
     B, T = tokens.shape
     S = cache.max_len
@@ -302,8 +309,8 @@ def forward_cached(
     index = cache.index.astype(jnp.int32)
     token_mask = jnp.ones((B, T), bool) if token_mask is None else token_mask.astype(bool)
     positions = positions.astype(jnp.int32)
-    mask = jax.lax.dynamic_update_slice(cache.mask, token_mask, (0, index))
-    pos = jax.lax.dynamic_update_slice(cache.pos, positions, (0, index))
+    mask = _write_slots(cache.mask, token_mask, (0, index), rules)
+    pos = _write_slots(cache.pos, positions, (0, index), rules)
 
     query_slot = index + jnp.arange(T)
     full = mask[:, None, :] & (jnp.arange(S)[None, None, :] <= query_slot[None, :, None])
@@ -320,12 +327,12 @@ def forward_cached(
         h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
         q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
         # Write the T new slots in place (the cache buffers are donated by the decoding loop).
-        k_i = jax.lax.dynamic_update_slice(cache.k[i], _kv_head_major(k).astype(cache.k[i].dtype), (0, 0, index, 0))
-        v_i = jax.lax.dynamic_update_slice(cache.v[i], _kv_head_major(v).astype(cache.v[i].dtype), (0, 0, index, 0))
+        k_i = _write_slots(cache.k[i], _kv_head_major(k).astype(cache.k[i].dtype), (0, 0, index, 0), rules)
+        v_i = _write_slots(cache.v[i], _kv_head_major(v).astype(cache.v[i].dtype), (0, 0, index, 0), rules)
         k_i, v_i = constrain(k_i, CACHE_KV_AXES, rules), constrain(v_i, CACHE_KV_AXES, rules)
         allowed = windowed if flags is not None and flags[i] else full
-        attn = L.attend(q, k_i.astype(dtype), v_i.astype(dtype), allowed, config)
-        x = x + L.attention_out(layer, attn, config)
+        attn = L.attend(q, k_i.astype(dtype), v_i.astype(dtype), allowed, config, rules=rules)
+        x = x + L.attention_out(layer, attn, config, rules)
         x = constrain(x, ("batch", "seq", "act_embed"), rules)
         x = _mlp_residual(layer, x, config, rules)
         new_k.append(k_i)

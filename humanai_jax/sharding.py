@@ -150,11 +150,6 @@ def constrain(x: jax.Array, logical_axes: Sequence[str | None], rules: ShardingR
     return jax.lax.with_sharding_constraint(x, sharding)
 
 
-def out_sharding(logical_axes: Sequence[str | None], shape: Sequence[int], rules: ShardingRules | None):
-    """The `out_sharding=` of an op on an Explicit mesh (None elsewhere: GSPMD chooses)."""
-    return rules.sharding(logical_axes, shape) if is_explicit(rules) else None
-
-
 def gather_weight(w: jax.Array, rules: ShardingRules | None) -> jax.Array:
     """A weight as a matmul uses it: its FSDP shards all-gathered (Explicit meshes only).
 

@@ -17,11 +17,12 @@ import optax
 import pytest
 from jax._src.core import ShardingTypeError  # not re-exported publicly in jax 0.10
 
+from configs.lm import get_config
 from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import init_params, param_logical_axes
 from humanai_jax.backbone.transformer import cache_logical_axes, forward, forward_cached, init_cache
-from humanai_jax.sharding import ShardingRules, constrain, gather_weight, make_mesh, tree_shardings
-from humanai_jax.train import step as step_lib
+from humanai_jax.sharding import ShardingRules, constrain, gather_weight, is_explicit, make_mesh, tree_shardings
+from humanai_jax.train import loop, step as step_lib
 from humanai_jax.train.state import new_train_state, train_state_shardings
 
 # qwen2 (q/k/v biases) + an o bias (FSDP-sharded like the embed dim); heads, kv heads, MLP, vocab
@@ -113,6 +114,11 @@ def test_constrain_reshards_and_gather_weight_drops_the_batch_axes():
     assert _spec(jax.typeof(x).sharding) == ("fsdp",)
     # Auto meshes and no rules: both are left to GSPMD / the identity
     assert gather_weight(w, None) is w and gather_weight(w, ShardingRules.create(make_mesh({"fsdp": 4}))) is w
+    # the trainer's config reaches the same mode
+    config = get_config("tiny")
+    config.mesh.update(data=1, fsdp=2, tensor=2, axis_type="explicit")
+    _, rules = loop.mesh_and_rules(config)
+    assert is_explicit(rules) and not is_explicit(loop.mesh_and_rules(get_config("tiny"))[1])
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
@@ -139,6 +145,16 @@ def test_forward_and_gradients_equal_single_device(layout):
         _close(g, ref, 1e-4 * max(1.0, float(np.abs(ref).max())), name)
 
 
+_TX = optax.sgd(0.5)
+
+
+@functools.cache
+def _reference_step(cfg: step_lib.StepConfig):
+    params, tokens, _, _ = _data(cfg.model)
+    step = jax.jit(functools.partial(step_lib.train_step, cfg=cfg, tx=_TX))
+    return jax.device_get(step(new_train_state(params, _TX, jax.random.PRNGKey(0)), {"tokens": tokens}))
+
+
 def _train_layouts() -> list:
     params = []
     for name in LAYOUTS:
@@ -153,11 +169,7 @@ def test_train_step_as_the_trainer_jits_it(layout):
     and donation equals the single-device step; the new state keeps the rules' shardings."""
     sizes, model = LAYOUTS[layout]
     params, tokens, _, _ = _data(model)
-    tx = optax.sgd(0.5)
-    cfg = step_lib.StepConfig(model=model, accum_steps=2)
-    ref_state, ref_metrics = jax.jit(functools.partial(step_lib.train_step, cfg=cfg, tx=tx))(
-        new_train_state(params, tx, jax.random.PRNGKey(0)), {"tokens": tokens})
-
+    tx, cfg = _TX, step_lib.StepConfig(model=model, accum_steps=2)
     rules = _rules(sizes)
     _, sh = train_state_shardings(lambda r: init_params(model, r), param_logical_axes(model), tx, rules)
     rows = rules.sharding(("batch", None))
@@ -166,6 +178,7 @@ def test_train_step_as_the_trainer_jits_it(layout):
         step = jax.jit(functools.partial(step_lib.train_step, cfg=dataclasses.replace(cfg, rules=rules), tx=tx),
                        in_shardings=(sh, {"tokens": rows}), out_shardings=(sh, None), donate_argnums=0)
         new_state, metrics = step(state, {"tokens": jax.device_put(tokens, rows)})
+    ref_state, ref_metrics = _reference_step(cfg)
     np.testing.assert_allclose(float(metrics["loss"]), float(ref_metrics["loss"]), rtol=1e-6)
     for (path, p), ref, want in zip(jax.tree_util.tree_flatten_with_path(new_state["params"])[0],
                                     jax.tree.leaves(ref_state["params"]), jax.tree.leaves(sh["params"])):

@@ -19,7 +19,7 @@ import time
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from humanai_jax import experiment
+from humanai_jax import experiment, host
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, optionally with `:variant`.", lock_config=True
@@ -105,5 +105,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    host.reexec_with_malloc_tunables()  # before any work: see humanai_jax/host.py
     check_overrides(sys.argv[1:])
     sys.exit(app.run(main))

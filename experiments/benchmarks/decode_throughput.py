@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from humanai_jax import host
 from humanai_jax.backbone import load_pretrained
 from humanai_jax.decoding import ItemConstraint, build_item_trie, engine, generate
 
@@ -271,4 +272,5 @@ def _span_share(row, soi, eoi) -> float:
 
 
 if __name__ == "__main__":
+    host.reexec_with_malloc_tunables()  # before any work: see humanai_jax/host.py
     main()

@@ -21,6 +21,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from humanai_jax import host  # noqa: E402
+
 ANCHORS = {  # (recall@20, ndcg@20)
     "SLIM(X), SaD reference code (measured)": (0.2558, 0.2494),
     "UltraGCN (RecZoo)": (0.2787, 0.2642),
@@ -75,4 +77,5 @@ def main():
 
 
 if __name__ == "__main__":
+    host.reexec_with_malloc_tunables()  # before any work: see humanai_jax/host.py
     main()

@@ -22,6 +22,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from humanai_jax import host  # noqa: E402
 from humanai_jax.recsys import data, neighbors, ranking, slim  # noqa: E402
 
 
@@ -84,4 +85,5 @@ def main():
 
 
 if __name__ == "__main__":
+    host.reexec_with_malloc_tunables()  # before any work: see humanai_jax/host.py
     main()

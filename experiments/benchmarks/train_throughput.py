@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from humanai_jax import flops
+from humanai_jax import flops, host
 from humanai_jax.backbone import ModelConfig, init_params
 from humanai_jax.train import step as step_lib
 from humanai_jax.train.state import new_train_state
@@ -153,4 +153,5 @@ def main():
 
 
 if __name__ == "__main__":
+    host.reexec_with_malloc_tunables()  # before any work: see humanai_jax/host.py
     main()

@@ -4,8 +4,8 @@ CPU devices.
 The same `ShardingRules` tables as on Auto meshes give logits, hidden states and gradients equal to
 the single-device ones for DP, FSDP, TP and FSDP x TP; params placed with the rules' shardings keep
 them through a jitted grad (no out_shardings: the shardings are part of the types); the project's
-train step runs as the trainer (experiments/lm.py) jits it (DP, FSDP; with a tensor-sharded vocab
-it waits on train/losses.py, a strict xfail); the KV-cache forward works too.
+train step runs as the trainer (experiments/lm.py) jits it; the KV-cache forward and `generate`
+work too.
 """
 
 import dataclasses
@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax._src.core import ShardingTypeError  # not re-exported publicly in jax 0.10
 
 from configs.lm import get_config
 from humanai_jax.backbone.config import ModelConfig
@@ -40,12 +39,6 @@ LAYOUTS = {  # name -> ((data, fsdp, tensor), model)
     "fsdp_tp": ((1, 2, 2), MODEL),
     "tp_kv_replicated": ((1, 1, 4), GQA),
 }
-# train/losses.py `cross_entropy` picks the label logit with `take_along_axis`, a gather whose
-# output sharding JAX cannot infer when the vocab axis is sharded (tensor > 1) on an Explicit mesh.
-LOSS_NEEDS_FIX = pytest.mark.xfail(
-    raises=ShardingTypeError, strict=True,
-    reason="train/losses.py cross_entropy: take_along_axis over a tensor-sharded vocab (see docs/backbone.md)",
-)
 B, T = 8, 16
 
 
@@ -156,15 +149,7 @@ def _reference_step(cfg: step_lib.StepConfig):
     return jax.device_get(step(new_train_state(params, _TX, jax.random.PRNGKey(0)), {"tokens": tokens}))
 
 
-def _train_layouts() -> list:
-    params = []
-    for name in LAYOUTS:
-        marks = [LOSS_NEEDS_FIX] if LAYOUTS[name][0][2] > 1 else []
-        params.append(pytest.param(name, marks=marks))
-    return params
-
-
-@pytest.mark.parametrize("layout", _train_layouts())
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_train_step_as_the_trainer_jits_it(layout):
     """`step_lib.train_step` (2 accumulation steps, SGD) jitted with the trainer's in/out shardings
     and donation equals the single-device step; the new state keeps the rules' shardings."""
@@ -210,3 +195,22 @@ def test_kv_cache_prefill_and_decode_equal_single_device():
     assert _spec(cache.mask.sharding) == ("fsdp",)
     _close(logits, ref_logits, 1e-5)
     _close(next_logits, ref_next, 1e-5)
+
+
+def test_generate_equals_single_device():
+    """The decoding loop on an Explicit fsdp x tensor mesh: greedy and sampled tokens equal one
+    device's (the loop state's logits and hidden are replicated, see decoding/engine.py)."""
+    from humanai_jax.decoding import generate
+
+    model = GQA
+    params, tokens, _, _ = _data(model)
+    prompts = [list(tokens[0, :5]), list(tokens[1, :9]), list(tokens[2, :3])]
+    kw = [dict(), dict(temperature=1.0, top_k=20, rng=jax.random.key(3))]
+    want = [generate(params, model, prompts, max_new_tokens=6, **k) for k in kw]
+    rules = _rules((1, 2, 2))
+    with jax.set_mesh(rules.mesh):
+        sharded = jax.device_put(params, tree_shardings(rules, param_logical_axes(model), params))
+        got = [generate(sharded, model, prompts, max_new_tokens=6, rules=rules, **k) for k in kw]
+    for (t, n), (t_ref, n_ref) in zip(got, want):
+        np.testing.assert_array_equal(t, t_ref)
+        np.testing.assert_array_equal(n, n_ref)

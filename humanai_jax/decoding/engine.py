@@ -25,6 +25,7 @@ from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.transformer import KVCache, forward_cached, init_cache, logits_from_hidden, unstack_layers
 from humanai_jax.decoding import sampling
 from humanai_jax.decoding.forcing import ForcingState, Retriever, apply_forcing
+from humanai_jax.sharding import constrain, is_explicit
 
 PROMPT_BUCKETS = (64, 128, 256, 512, 1024, 2048)
 NEW_TOKEN_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048)
@@ -130,13 +131,19 @@ def prefill(params, tokens: jax.Array, start: jax.Array, config: ModelConfig, ca
     positions = jnp.where(real, slots - start[:, None], 0)
     _, hidden, cache = forward_cached(params, tokens, config, cache, positions=positions, token_mask=real, rules=rules)
     last = hidden[:, -1]
-    return logits_from_hidden(params, last, config, rules), last, cache
+    return _replicated(logits_from_hidden(params, last, config, rules), rules), _replicated(last, rules), cache
 
 
 def decode_step(params, token: jax.Array, pos: jax.Array, cache: KVCache, config: ModelConfig, rules=None):
     """One token per row: `token [B]` at position `pos [B]` -> (logits [B, V], hidden [B, D], cache)."""
     logits, hidden, cache = forward_cached(params, token[:, None], config, cache, positions=pos[:, None], rules=rules)
-    return logits[:, 0], hidden[:, 0], cache
+    return _replicated(logits[:, 0], rules), _replicated(hidden[:, 0], rules), cache
+
+
+def _replicated(x: jax.Array, rules) -> jax.Array:
+    """`x [B, N]` replicated on Explicit meshes, where the loop state's sampling, forcing and token
+    writes need one well-defined sharding; unchanged on Auto meshes (GSPMD picks its own)."""
+    return constrain(x, (None, None), rules) if is_explicit(rules) else x
 
 
 # ------------------------------------------------------------------------------ one step's token

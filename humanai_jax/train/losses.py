@@ -28,7 +28,10 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> tupl
         )
     logits = logits.astype(jnp.float32)
     safe_labels = jnp.clip(labels, 0, logits.shape[-1] - 1)
-    label_logit = jnp.take_along_axis(logits, safe_labels[..., None], axis=-1)[..., 0]
+    # A one-hot select rather than take_along_axis: a gather over a vocab sharded on `tensor` has no
+    # output sharding JAX can infer on Explicit meshes; this is elementwise + a reduction (one term).
+    hit = jnp.arange(logits.shape[-1]) == safe_labels[..., None]
+    label_logit = jnp.sum(jnp.where(hit, logits, 0.0), axis=-1)
     nll = jax.nn.logsumexp(logits, axis=-1) - label_logit
     mask = mask.astype(jnp.float32)
     return jnp.sum(nll * mask), jnp.sum(mask)

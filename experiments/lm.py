@@ -253,9 +253,8 @@ def run(config, workdir: str) -> dict:
             from humanai_jax.backbone import save_pretrained
 
             export_dir = os.path.join(workdir, "hf_export")
-            params_host = jax.device_get(state["params"]) if jax.process_count() == 1 else _gather(state["params"])
+            save_pretrained(export_dir, model_cfg, state["params"])  # every process: it gathers per tensor
             if main:
-                save_pretrained(export_dir, model_cfg, params_host)
                 tokenizer.save_pretrained(export_dir)
         records = experiment.read_metrics(workdir) if main else []
         plot = _plot_losses(records, workdir) if main else None
@@ -274,12 +273,6 @@ def run(config, workdir: str) -> dict:
             "loss_plot": plot,
             "hf_export": export_dir,
         }
-
-
-def _gather(tree):
-    from jax.experimental import multihost_utils
-
-    return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def _default_peak() -> float | None:

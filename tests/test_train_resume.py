@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,15 +83,20 @@ def _steps_logged(workdir) -> int:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted_workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    rc, out = _finish(_launch(workdir))
+    rc, out = _finish(_launch(workdir, "--config.ckpt.export_hf=True"))
     assert rc == 0, out[-3000:]
-    losses = _losses(workdir)
-    assert sorted(losses) == list(range(1, STEPS + 1))
     results = json.load(open(workdir / "results.json"))
     assert results["final_step"] == STEPS and not results["preempted"]
     assert os.path.exists(workdir / "loss.png") and os.path.isdir(workdir / "checkpoints" / str(STEPS))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(uninterrupted_workdir):
+    losses = _losses(uninterrupted_workdir)
+    assert sorted(losses) == list(range(1, STEPS + 1))
     return losses
 
 
@@ -135,11 +141,12 @@ def test_misspelled_config_key_errors_and_lists_valid_keys(tmp_path):
     assert not (tmp_path / "metrics.jsonl").exists()
 
 
-def test_two_process_run_matches_single_process(uninterrupted, tmp_path):
+def test_two_process_run_matches_single_process(uninterrupted, uninterrupted_workdir, tmp_path):
     """A real multi-host launch on one machine: 2 processes x 2 CPU devices, joined by
     `jax.distributed.initialize()` (explicit coordinator env vars), each feeding its own rows of the
     batch. Same 4-device FSDP mesh as the single-process run, so the losses agree; only process 0
-    writes metrics; all processes take part in the checkpoint."""
+    writes metrics; all processes take part in the checkpoint and in the HF export, which equals
+    the single-process run's export."""
     import socket
 
     with socket.socket() as s:
@@ -150,7 +157,8 @@ def test_two_process_run_matches_single_process(uninterrupted, tmp_path):
         env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
                    JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid),
                    XLA_FLAGS="--xla_force_host_platform_device_count=2")
-        cmd = [sys.executable, "-m", "experiments.run", "--config", "configs/lm.py:tiny", "--workdir", str(tmp_path), *SMALL]
+        cmd = [sys.executable, "-m", "experiments.run", "--config", "configs/lm.py:tiny", "--workdir", str(tmp_path), *SMALL,
+               "--config.ckpt.export_hf=True"]
         procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outs = [_finish(p) for p in procs]
     for rc, out in outs:
@@ -163,3 +171,10 @@ def test_two_process_run_matches_single_process(uninterrupted, tmp_path):
     for step, loss in uninterrupted.items():
         assert abs(losses[step] - loss) <= 1e-5 * abs(loss), (step, losses[step], loss)
     assert (tmp_path / "checkpoints" / str(STEPS) / "state").is_dir()
+    # save_pretrained gathered each tensor across the 2 processes; process 0 wrote the files.
+    from safetensors.numpy import load_file
+
+    ours, single = (load_file(d / "hf_export" / "model.safetensors") for d in (tmp_path, uninterrupted_workdir))
+    assert sorted(ours) == sorted(single)
+    for name, value in single.items():
+        np.testing.assert_allclose(ours[name], value, atol=1e-5, err_msg=name)

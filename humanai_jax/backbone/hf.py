@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
+from jax.experimental import multihost_utils
 from safetensors import safe_open
 
 from humanai_jax.backbone.config import ModelConfig
@@ -155,6 +156,10 @@ def _export_tensors(config: ModelConfig) -> dict[str, Callable[[Any], np.ndarray
     D, H, K, Dh = c.d_model, c.n_heads, c.n_kv_heads, c.head_dim
 
     def host(x) -> np.ndarray:
+        # Multi-host: one tensor (one layer's slice) at a time is gathered to every process; every
+        # process runs this in the same order, only process 0 writes (see save_pretrained).
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            x = multihost_utils.process_allgather(x, tiled=True)
         return np.asarray(jax.device_get(x))
 
     def out_proj(leaf, i):  # [D, n, Dh] -> [n*Dh, D]
@@ -329,8 +334,12 @@ def load_pretrained(path, dtype=jnp.float32, mesh=None, rules=None, **config_ove
 
 
 # ------------------------------------------------------------------------------------ writing
-def _write_safetensors(file: pathlib.Path, names: list[str], shapes, dtypes, produce) -> None:
-    """Streams tensors into one safetensors file: header first, then each tensor's bytes."""
+def _write_safetensors(file: pathlib.Path | str, names: list[str], shapes, dtypes, produce) -> None:
+    """Streams tensors into one safetensors file: header first, then each tensor's bytes.
+
+    `file` may be `os.devnull`: a multi-host process that does not write still produces every
+    tensor, in the same order, to take part in its gathers.
+    """
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for name in names:
@@ -371,10 +380,16 @@ def save_pretrained(path, config: ModelConfig, params, max_shard_bytes: int = 5 
     One `model.safetensors` if it fits in `max_shard_bytes`, else `model-0000k-of-0000n.safetensors`
     files plus `model.safetensors.index.json`. All tensors are written in the dtype of
     `params["embed"]` (the `dtype` recorded in config.json).
+
+    Multi-host: call it on every process with the (sharded, not fully addressable) params. Each
+    tensor is gathered on its own, so no host ever holds more than one whole tensor beyond its
+    shards; process 0 writes the files and all processes return once they are complete.
     """
     path = pathlib.Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    writer = jax.process_index() == 0
     _check_params(config, params)
+    if writer:
+        path.mkdir(parents=True, exist_ok=True)
 
     producers = _export_tensors(config)
     shapes = hf_tensor_shapes(config)
@@ -383,7 +398,8 @@ def save_pretrained(path, config: ModelConfig, params, max_shard_bytes: int = 5 
     names = list(shapes)
     hf_config = config.to_hf_dict()
     hf_config["dtype"] = leaf_dtype.name
-    (path / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+    if writer:
+        (path / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
 
     shards: list[list[str]] = [[]]
     size = 0
@@ -395,16 +411,17 @@ def save_pretrained(path, config: ModelConfig, params, max_shard_bytes: int = 5 
         shards[-1].append(name)
         size += nbytes
     produce = lambda name: producers[name](params)
-    for stale in list(path.glob("model*.safetensors")) + list(path.glob("model.safetensors.index.json")):
-        stale.unlink()
-    if len(shards) == 1:
-        _write_safetensors(path / "model.safetensors", names, shapes, dtypes, produce)
-        return
-    weight_map = {}
-    for k, shard in enumerate(shards):
-        fname = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
-        _write_safetensors(path / fname, shard, shapes, dtypes, produce)
-        weight_map.update({n: fname for n in shard})
-    total = sum(math.prod(shapes[n]) * leaf_dtype.itemsize for n in names)
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    (path / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    if writer:
+        for stale in list(path.glob("model*.safetensors")) + list(path.glob("model.safetensors.index.json")):
+            stale.unlink()
+    fnames = (["model.safetensors"] if len(shards) == 1
+              else [f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors" for k in range(len(shards))])
+    for fname, shard in zip(fnames, shards):
+        _write_safetensors(path / fname if writer else os.devnull, shard, shapes, dtypes, produce)
+    if writer and len(shards) > 1:
+        total = sum(math.prod(shapes[n]) * leaf_dtype.itemsize for n in names)
+        weight_map = {n: fname for fname, shard in zip(fnames, shards) for n in shard}
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (path / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    if jax.process_count() > 1:  # nobody reads the directory before process 0 has finished it
+        multihost_utils.sync_global_devices(f"save_pretrained {path}")

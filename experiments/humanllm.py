@@ -237,6 +237,7 @@ def run(config, workdir: str) -> dict:
 
             for name, params in models.items():
                 out = os.path.join(workdir, f"hf_{name}")
-                save_pretrained(out, model_cfg, params)
-                tokenizer.save_pretrained(out)
+                save_pretrained(out, model_cfg, params)  # every process: it gathers per tensor
+                if jax.process_index() == 0:
+                    tokenizer.save_pretrained(out)
     return results

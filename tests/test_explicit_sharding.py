@@ -20,7 +20,7 @@ import pytest
 from configs.lm import get_config
 from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import init_params, param_logical_axes
-from humanai_jax.backbone.transformer import cache_logical_axes, forward, forward_cached, init_cache
+from humanai_jax.backbone.transformer import cache_logical_axes, forward, forward_cached, init_cache, logits_from_hidden
 from humanai_jax.sharding import ShardingRules, constrain, gather_weight, is_explicit, make_mesh, tree_shardings
 from humanai_jax.train import loop, step as step_lib
 from humanai_jax.train.state import new_train_state, train_state_shardings
@@ -170,6 +170,22 @@ def test_train_step_as_the_trainer_jits_it(layout):
                                     jax.tree.leaves(ref_state["params"]), jax.tree.leaves(sh["params"])):
         assert _spec(p.sharding) == _spec(want), jax.tree_util.keystr(path)
         _close(p, ref, 1e-6, jax.tree_util.keystr(path))
+
+
+def test_lm_head_output_is_sharded_by_batch_and_vocab():
+    """logits_from_hidden names its matmul's output axes by the hidden state's rank: [B, D] ->
+    [B, V] sharded (batch, vocab), [B, T, D] -> [B, T, V] sharded (batch, seq, vocab)."""
+    model = dataclasses.replace(MODEL, tie_embeddings=False)
+    params, _, _, _ = _data(model)
+    rules = _rules((2, 1, 2))
+    head = jax.jit(lambda p, h: logits_from_hidden(p, h, model, rules))
+    with jax.set_mesh(rules.mesh):
+        params = jax.device_put(params, tree_shardings(rules, param_logical_axes(model), params))
+        for shape, axes in (((B, model.d_model), ("batch", "vocab")), ((B, T, model.d_model), ("batch", "seq", "vocab"))):
+            hidden = jax.device_put(np.ones(shape, np.float32), rules.sharding(("batch",) + (None,) * (len(shape) - 1)))
+            logits = head(params, hidden)
+            assert _spec(logits.sharding) == _spec(rules.sharding(axes, logits.shape)), shape
+            assert _spec(logits.sharding)[0] == "data"
 
 
 def test_kv_cache_prefill_and_decode_equal_single_device():

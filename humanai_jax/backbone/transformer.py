@@ -181,7 +181,7 @@ def logits_from_hidden(params, hidden: jax.Array, config: ModelConfig, rules=Non
     dtype = config.compute_dtype
     hidden = hidden.astype(dtype)
     head = params["embed"].T if config.tie_embeddings else params["lm_head"]  # [D, V]
-    lead_axes = {1: (), 2: ("batch",), 3: ("batch", "seq")}.get(hidden.ndim - 1)
+    lead_axes = {0: (), 1: ("batch",), 2: ("batch", "seq")}.get(hidden.ndim - 1)  # axes before D
     out_axes = None if lead_axes is None else (*lead_axes, "vocab")
     logits = L.dense(hidden, head.astype(dtype), preferred_element_type=jnp.float32, out_axes=out_axes, rules=rules)
     if logits.ndim == 3:

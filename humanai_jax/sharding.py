@@ -91,11 +91,16 @@ class ShardingRules:
             # Axes of size 1 are dropped: the spec stays readable and equal across meshes.
             axes = tuple(a for a in axes if self.mesh.shape[a] > 1)
             used.update(axes)
-            parts.append(None if not axes else axes[0] if len(axes) == 1 else axes)
+            parts.append(_spec_entry(axes))
         return P(*parts)
 
     def sharding(self, logical_axes: Sequence[str | None], shape: Sequence[int] | None = None) -> NamedSharding:
         return NamedSharding(self.mesh, self.spec(logical_axes, shape))
+
+
+def _spec_entry(axes: tuple[str, ...]):
+    """One PartitionSpec entry for a dimension sharded over `axes`: None, a name, or a tuple."""
+    return None if not axes else axes[0] if len(axes) == 1 else axes
 
 
 def make_mesh(shape: Mapping[str, int], *, axis_type: str = "auto", devices=None) -> jax.sharding.Mesh:
@@ -165,8 +170,8 @@ def gather_weight(w: jax.Array, rules: ShardingRules | None) -> jax.Array:
     batch_axes = set(rules.mesh_axes("batch"))
     parts = []
     for part in jax.typeof(w).sharding.spec:
-        axes = tuple(a for a in ((part,) if isinstance(part, str) else part or ()) if a not in batch_axes)
-        parts.append(None if not axes else axes[0] if len(axes) == 1 else axes)
+        axes = (part,) if isinstance(part, str) else part or ()
+        parts.append(_spec_entry(tuple(a for a in axes if a not in batch_axes)))
     return jax.sharding.reshard(w, NamedSharding(rules.mesh, P(*parts)))
 
 

@@ -101,6 +101,22 @@ def test_causal_query_blocks_equal_torch(fam, block):
     assert max_diff(padded[1, 20:], torch_logits(fam.model, b[None])[0]) <= TOL
 
 
+def test_fused_attention_path_equals_torch_and_keeps_masks(fam):
+    """attention_impl="jax" routes plain causal attention through jax.nn.dot_product_attention (the
+    call the cuDNN kernel uses on GPUs): logits equal torch's; packed input still takes our masked path."""
+    config = dataclasses.replace(fam.config, attention_impl="jax")
+    a, b = random_tokens(1, 50, seed=26)[0], random_tokens(1, 30, seed=27)[0]
+    assert max_diff(forward_jit(fam.params, a[None], config)[0], torch_logits(fam.model, a[None])[0]) <= TOL
+    packed = np.concatenate([a, b])[None]
+    logits = forward_jit(fam.params, packed, config, segment_ids=np.repeat([1, 2], [50, 30])[None])
+    assert max_diff(logits[0, 50:], torch_logits(fam.model, b[None])[0]) <= TOL
+
+
+def test_cudnn_attention_refuses_float32(fam):
+    with pytest.raises(ValueError, match="cudnn.*bfloat16"):
+        dataclasses.replace(fam.config, attention_impl="cudnn")
+
+
 # ------------------------------------------------------------------------------------ KV cache
 def test_cached_prefill_and_steps_equal_full_forward(fam):
     """Left-padded prefill (bucket 12), then forced writes of 1, 3, 1, 1, 1 tokens, against torch's full pass."""

@@ -59,14 +59,14 @@ def measure_bandwidth(mb: int = 512, repeats: int = 5) -> dict:
     return {"read_GBs": max(read), "copy_GBs": max(copy), "xla_stream_GBs": max(xla)}
 
 
-def make_checkpoint(path: str):
+def make_checkpoint(path: str, args):
     import torch
     import transformers
 
     cfg = transformers.Qwen2Config(
-        vocab_size=8192, hidden_size=512, intermediate_size=1408, num_hidden_layers=8, num_attention_heads=8,
-        num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False,
-        pad_token_id=0, bos_token_id=None, eos_token_id=None,
+        vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
+        num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
+        max_position_embeddings=4096, tie_word_embeddings=False, pad_token_id=0, bos_token_id=None, eos_token_id=None,
     )
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
@@ -133,6 +133,12 @@ def main():
     ap.add_argument("--batches", default="1,16")
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--intermediate", type=int, default=1408)
+    ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--parts", default="throughput,constraint", help="which sections to run")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                     help="weights and compute dtype of both sides (torch runs on CUDA when it sees a GPU)")
@@ -149,7 +155,7 @@ def main():
     bound_bw = max(bw.values())
 
     with tempfile.TemporaryDirectory() as path:
-        model = make_checkpoint(path)
+        model = make_checkpoint(path, args)
         config, params = load_pretrained(path, dtype=jnp.dtype(args.dtype))
     model = model.to("cuda" if torch.cuda.is_available() else "cpu", getattr(torch, args.dtype))
     rng = np.random.default_rng(0)

@@ -47,6 +47,9 @@ def parse_args():
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="compute dtype; bfloat16 = mixed precision on both sides (f32 params, bf16 "
                         "matmuls: our config.dtype, torch autocast)")
+    p.add_argument("--attention", default="xla", choices=["xla", "cudnn", "jax"],
+                   help="our attention kernel (ModelConfig.attention_impl); torch uses its default (sdpa)")
+    p.add_argument("--remat", default="none", choices=["none", "full", "dots"], help="our remat policy")
     p.add_argument("--skip-torch", action="store_true")
     return p.parse_args()
 
@@ -112,6 +115,7 @@ def main():
         vocab_size=args.vocab, d_model=args.hidden, n_layers=args.layers, n_heads=args.heads,
         n_kv_heads=args.kv_heads, mlp_dim=args.intermediate, model_type="qwen2", tie_embeddings=False,
         max_position_embeddings=max(4096, args.seq), dtype=args.dtype, param_dtype="float32",
+        attention_impl=args.attention, remat=args.remat,
     )
     tokens = np.random.default_rng(0).integers(0, args.vocab, size=(args.batch, args.seq + 1)).astype(np.int32)
     tokens_per_step = args.batch * args.seq
@@ -139,7 +143,8 @@ def main():
                   f"(load {os.getloadavg()[0]:.2f})")
 
     print(f"\nQwen2-style L={args.layers} D={args.hidden} H={args.heads} K={args.kv_heads} F={args.intermediate} "
-          f"V={args.vocab}; batch {args.batch} x seq {args.seq}; {args.dtype}; AdamW"
+          f"V={args.vocab}; batch {args.batch} x seq {args.seq}; {args.dtype}; AdamW; "
+          f"matmul params N {flops.matmul_params(cfg) / 1e9:.3f} B; our attention {args.attention}, remat {args.remat}"
           + (f"; torch attention: {attn_impl}" if attn_impl else ""))
     print(f"model FLOPs/step (6N + causal attention): {model_flops / 1e9:.1f} G; "
           f"with full score matmuls: {executed_flops / 1e9:.1f} G")
@@ -147,6 +152,11 @@ def main():
         print(f"{name:>20s}: {t:.3f} s/step, {tokens_per_step / t:,.0f} tokens/s, "
               f"{model_flops / t / 1e9:.1f} model GFLOP/s = {model_flops / t / peak:.1%} of peak "
               f"({executed_flops / t / peak:.1%} counting full score matmuls)")
+    vendor_peak = flops.device_peak_flops() if args.dtype == "bfloat16" else None
+    if vendor_peak:  # MaxText's convention: model FLOPs over the chip's dense bf16 datasheet peak
+        for name, t in best.items():
+            print(f"{name:>20s}: MFU {flops.mfu(model_flops, t, vendor_peak):.1%} of the "
+                  f"{vendor_peak / 1e12:.0f} TFLOP/s bf16 datasheet peak")
     if len(best) == 2:
         ratio = best["transformers+torch"] / best["ours (JAX)"]
         print(f"ratio ours/torch (tokens/s): {ratio:.2f}x")

@@ -19,6 +19,7 @@ import numpy as np
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral", "phi3")
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 REMAT_POLICIES = ("none", "full", "dots")
+ATTENTION_IMPLS = ("xla", "cudnn", "jax")
 
 _ARCHITECTURES = {
     "llama": "LlamaForCausalLM",
@@ -100,6 +101,11 @@ class ModelConfig:
     # Full-sequence attention runs queries in causal blocks of this many rows (0 = one block);
     # see layers.attend. An execution knob: it never changes the numbers beyond float rounding.
     attention_block: int = 128
+    # Kernel of the full-sequence causal attention when nothing but causality masks it (no packing,
+    # padding or sliding window; other cases always use "xla"): "xla" = layers.attend (ours),
+    # "cudnn" = jax.nn.dot_product_attention's fused cuDNN flash attention (NVIDIA GPU, bf16/fp16),
+    # "jax" = the same call on its XLA implementation (any device; tests compare the paths).
+    attention_impl: str = "xla"
     model_type: str = "llama"
     initializer_range: float = 0.02
     bos_token_id: int | None = None
@@ -118,6 +124,11 @@ class ModelConfig:
             raise ValueError(f"Unsupported rope_type {self.rope_type!r}; supported: {SUPPORTED_ROPE_TYPES}")
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"Unknown remat {self.remat!r}; choose one of {REMAT_POLICIES}")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"Unknown attention_impl {self.attention_impl!r}; choose one of {ATTENTION_IMPLS}")
+        if self.attention_impl == "cudnn" and self.dtype not in ("bfloat16", "float16"):
+            raise ValueError(f"attention_impl='cudnn' needs dtype bfloat16 or float16 (cuDNN flash attention), "
+                             f"got dtype={self.dtype!r}; use attention_impl='xla' for float32")
         if self.act != "silu":
             raise ValueError(f"Unsupported activation (hidden_act) {self.act!r}; only 'silu' is implemented")
         if self.n_heads % self.n_kv_heads:

@@ -132,6 +132,20 @@ def attend(
     return out.transpose(0, 3, 1, 2, 4).reshape(B, T, H, h)
 
 
+def fused_causal_attend(q: jax.Array, k: jax.Array, v: jax.Array, config: ModelConfig) -> jax.Array:
+    """Plain causal grouped-query attention through `jax.nn.dot_product_attention`.
+
+    q [B, T, H, h]; k, v [B, T, K, h] (sequence-major, before `_kv_head_major`). Returns [B, T, H, h].
+    config.attention_impl "cudnn" runs cuDNN's fused flash attention (NVIDIA GPUs, bf16/fp16): the
+    [T, T] scores never reach HBM. "jax" runs the same call on XLA, so CPU tests can check that the
+    call's conventions (scale, causality, head groups) equal `attend`.
+    """
+    implementation = "cudnn" if config.attention_impl == "cudnn" else "xla"
+    out = jax.nn.dot_product_attention(q, k, v, is_causal=True, scale=config.head_dim**-0.5,
+                                       implementation=implementation)
+    return out.astype(q.dtype)
+
+
 def _attend_block(qg: jax.Array, k: jax.Array, v: jax.Array, allowed: jax.Array, config: ModelConfig) -> jax.Array:
     """qg [B, K, G, t, h] against k, v [B, K, s, h] with allowed [B, t, s] -> [B, K, G, t, h]."""
     B, K, G, t, h = qg.shape

@@ -161,13 +161,19 @@ def hidden_states(
     windowed = full_attention_mask(B, T, config, windowed=True, **kw) if config.sliding_window else None
     flags, pick_mask = _layer_masks(config, full, windowed)
     cos, sin = L.rope_cos_sin(positions, config)
+    # A fused kernel takes plain causality only; packing, padding and windows keep our masked path.
+    fused = (config.attention_impl != "xla" and segment_ids is None and attention_mask is None
+             and config.sliding_window is None and not is_explicit(rules))
 
     def body(x, xs):
         layer, flag = xs
         h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
         q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
-        k, v = _kv_head_major(k), _kv_head_major(v)
-        attn = L.attend(q, k, v, pick_mask(flag), config, causal_block=config.attention_block, rules=rules)
+        if fused:
+            attn = L.fused_causal_attend(q, k, v, config)
+        else:
+            k, v = _kv_head_major(k), _kv_head_major(v)
+            attn = L.attend(q, k, v, pick_mask(flag), config, causal_block=config.attention_block, rules=rules)
         x = x + L.attention_out(layer, attn, config, rules)
         x = constrain(x, ("batch", "seq", "act_embed"), rules)
         return _mlp_residual(layer, x, config, rules), None

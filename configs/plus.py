@@ -96,7 +96,7 @@ def get_config(arg=None):
 
     c.eval = ml_collections.ConfigDict(dict(every=5, samples=3, curve_rows=32, batch=100))
     c.checkpoint_every = 10
-    # Mesh (data, fsdp, tensor; -1 fills) and logical-axis rules, as every trainer (train.loop.mesh_and_rules).
+    # Mesh (data, fsdp, tensor; -1 fills) and logical-axis rules, as every trainer (train.runtime.mesh_and_rules).
     c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1, axis_type="auto"))
     c.rules = ml_collections.ConfigDict()
     c.stop_after = 0  # > 0: stop after this many rollout batches (simulates a pre-emption; tests resume)

@@ -25,9 +25,9 @@ from humanai_jax import experiment
 from humanai_jax.agents import GenConfig
 from humanai_jax.agents.jax_backend import JaxChatBackend
 from humanai_jax.backbone.params import init_params, param_logical_axes
-from humanai_jax.humanllm import evaluation, sft, synthetic, tasks, tokenize
-from humanai_jax.humanllm.readers import iter_jsonl
-from humanai_jax.train import loop, optim
+from humanai_jax.methods.humanllm import evaluation, sft, synthetic, tasks, tokenize
+from humanai_jax.methods.humanllm.readers import iter_jsonl
+from humanai_jax.train import runtime as loop, optim
 from humanai_jax.train import state as state_lib
 
 

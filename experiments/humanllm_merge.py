@@ -4,7 +4,7 @@ r"""Model merging (LM-Cocktail, as HumanLLM's `training/lm_cocktail.py`): theta 
 
 Both inputs are HF checkpoint directories (config.json + safetensors), e.g. the `hf_sft` folder an SFT
 run writes with `export_hf=True` and the base model it started from. The merge is tensor by tensor
-(`humanai_jax.humanllm.sft.merge_params`); integer tensors are copied from the SFT model. The output
+(`humanai_jax.methods.humanllm.sft.merge_params`); integer tensors are copied from the SFT model. The output
 directory gets the merged safetensors, the SFT model's config, and its tokenizer files if present.
 """
 
@@ -27,7 +27,7 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_m
 
 def merge_checkpoints(sft_dir: str, base_dir: str, out_dir: str, alpha: float = 0.5) -> None:
     from humanai_jax.backbone.hf import load_pretrained, save_pretrained
-    from humanai_jax.humanllm.sft import merge_params
+    from humanai_jax.methods.humanllm.sft import merge_params
 
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")

@@ -10,7 +10,7 @@ r"""The HumanLLM data pipeline for one platform: raw dump -> rule filters -> LLM
 
 The models are served behind any OpenAI-compatible endpoint (vLLM, our own server). The generator
 runs at temperature 0.3 and the judge at 0.3, as in the reference. Re-running the command resumes.
-Outputs (see humanai_jax/humanllm/pipeline.py): WORKDIR/sft/{train,test}.jsonl and WORKDIR/report.json.
+Outputs (see humanai_jax/methods/humanllm/pipeline.py): WORKDIR/sft/{train,test}.jsonl and WORKDIR/report.json.
 """
 
 from __future__ import annotations
@@ -57,19 +57,19 @@ class _RoutedBackend:
 def main(argv):
     del argv
     from humanai_jax.agents import OpenAICompatBackend
-    from humanai_jax.humanllm.pipeline import run_pipeline
+    from humanai_jax.methods.humanllm.pipeline import run_pipeline
 
     gen = OpenAICompatBackend(_BASE_URL.value, _MODEL.value, api_key_env=_API_KEY_ENV.value,
                               max_concurrency=_CONCURRENCY.value)
     judge = OpenAICompatBackend(_JUDGE_URL.value or _BASE_URL.value, _JUDGE_MODEL.value,
                                 api_key_env=_API_KEY_ENV.value, max_concurrency=_CONCURRENCY.value)
-    from humanai_jax.humanllm.stages import LLMSettings
+    from humanai_jax.methods.humanllm.stages import LLMSettings
 
     inputs = {k: f.value for k, f in _INPUTS.items() if f.value}
     settings, length_fn = LLMSettings(), None
     if _TOKENIZER.value:
         from humanai_jax.data.tokenizer import load_tokenizer
-        from humanai_jax.humanllm.tokenize import tokenize_chat
+        from humanai_jax.methods.humanllm.tokenize import tokenize_chat
 
         tok = load_tokenizer(_TOKENIZER.value)
         settings = LLMSettings(tokenizer=tok)

@@ -27,7 +27,7 @@ from humanai_jax import experiment, flops
 from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import init_params, param_logical_axes
 from humanai_jax.data import TokenWindows, generate_corpus, load_tokenizer, read_text_corpus, tokenize_documents, train_tokenizer
-from humanai_jax.train import loop, optim, state as state_lib, step as step_lib
+from humanai_jax.train import runtime as loop, optim, state as state_lib, step as step_lib
 
 
 def _print(*args):

@@ -22,11 +22,11 @@ from humanai_jax import experiment
 from humanai_jax import sharding as shd
 from humanai_jax.backbone import ModelConfig, init_params, param_logical_axes
 from humanai_jax.checkpoint import Checkpointer, abstract_like
-from humanai_jax.plus import data as D
-from humanai_jax.plus import loaders, loop, models, pets
-from humanai_jax.plus import text as T
+from humanai_jax.methods.plus import data as D
+from humanai_jax.methods.plus import loaders, loop, models, pets
+from humanai_jax.methods.plus import text as T
 from humanai_jax.rl import kl_control
-from humanai_jax.train import loop as train_loop
+from humanai_jax.train import runtime as train_loop
 from humanai_jax.train.optim import make_optimizer
 
 METHODS = tuple(loop.CONDITIONING)
@@ -43,7 +43,7 @@ PAPER = {
 def build_data(config):
     if config.data.name != "pets":
         raise ValueError(f"Unsupported data.name {config.data.name!r}: the embedded experiment runs 'pets' "
-                         "(UF-P-2/4 and PRISM load via humanai_jax.plus.loaders)")
+                         "(UF-P-2/4 and PRISM load via humanai_jax.methods.plus.loaders)")
     path = config.data.sentences_path
     sentences = pets.load_vpl_sentences(path) if path else pets.builtin_sentences()
     kw = dict(seed=config.seed, context_length=config.data.context_length)

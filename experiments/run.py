@@ -36,7 +36,7 @@ def run_experiment(config, workdir: str) -> dict:
     """
     import jax
 
-    from humanai_jax.train.loop import maybe_initialize_distributed
+    from humanai_jax.train.runtime import maybe_initialize_distributed
 
     if "experiment" not in config:
         raise ValueError("The config has no `experiment` field naming the module under experiments/ to run.")

@@ -17,7 +17,7 @@ from absl import logging
 
 from humanai_jax.experiment import MetricsLog
 from humanai_jax.recsys import data as data_lib
-from humanai_jax.sad import diagnostics, pipeline
+from humanai_jax.methods.sad import diagnostics, pipeline
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 

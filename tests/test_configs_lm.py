@@ -72,7 +72,7 @@ def test_memory_plan_follows_the_mesh_config():
 
 
 def test_multihost_launch_detection():
-    from humanai_jax.train.loop import maybe_initialize_distributed, multihost_env_detected
+    from humanai_jax.train.runtime import maybe_initialize_distributed, multihost_env_detected
 
     assert multihost_env_detected({}) is None
     assert multihost_env_detected({"SLURM_NTASKS": "1"}) is None  # a single-task SLURM job is one host

@@ -22,7 +22,7 @@ from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import init_params, param_logical_axes
 from humanai_jax.backbone.transformer import cache_logical_axes, forward, forward_cached, init_cache, logits_from_hidden
 from humanai_jax.sharding import ShardingRules, constrain, gather_weight, is_explicit, make_mesh, tree_shardings
-from humanai_jax.train import loop, step as step_lib
+from humanai_jax.train import runtime as loop, step as step_lib
 from humanai_jax.train.state import new_train_state, train_state_shardings
 
 # qwen2 (q/k/v biases) + an o bias (FSDP-sharded like the embed dim); heads, kv heads, MLP, vocab

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import require_shared
 
-from humanai_jax.humanllm import filters, kcore, readers, schema
+from humanai_jax.methods.humanllm import filters, kcore, readers, schema
 
 T = filters.default_thresholds()
 

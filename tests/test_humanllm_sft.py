@@ -11,7 +11,7 @@ import pytest
 from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import init_params
 from humanai_jax.backbone.transformer import forward
-from humanai_jax.humanllm import tasks, tokenize
+from humanai_jax.methods.humanllm import tasks, tokenize
 from humanai_jax.train.losses import cross_entropy
 
 

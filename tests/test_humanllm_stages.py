@@ -6,7 +6,7 @@ import re
 import pytest
 
 from humanai_jax.agents import ScriptedBackend
-from humanai_jax.humanllm import judge, stages
+from humanai_jax.methods.humanllm import judge, stages
 
 
 def test_parse_scores_and_check_quality():
@@ -156,7 +156,7 @@ def test_prompt_templates_render_and_require_fields():
 
 def test_run_pipeline_blogger_end_to_end(tmp_path):
     """Raw Blog Authorship Corpus zip -> filters -> LLM stages (scripted) -> SFT samples + report; resumable."""
-    from humanai_jax.humanllm import pipeline, readers, tasks
+    from humanai_jax.methods.humanllm import pipeline, readers, tasks
 
     def blog_file(u, n):
         posts = "".join(f"<date>{d + 1:02d},May,2004</date><post>user {u} post {d} #tag about my day. "
@@ -187,7 +187,7 @@ def test_run_pipeline_blogger_end_to_end(tmp_path):
 def test_run_pipeline_amazon_history_excludes_target(tmp_path):
     """Amazon: k-core filtered reviews -> clean (>= 150 chars) -> persona from the history before the target
     -> item selection with 20 candidates. Artifacts are not judged."""
-    from humanai_jax.humanllm import pipeline, readers
+    from humanai_jax.methods.humanllm import pipeline, readers
 
     text = "This product works well for my daily needs and I would buy it again. " * 3  # > 150 chars
     meta = [dict(parent_asin=f"I{i}", title=f"Item number {i}", price=9.5, categories=["Books"],

@@ -13,7 +13,7 @@ from humanai_jax.agents import GenConfig, ScriptedBackend
 from humanai_jax.agents.jax_backend import JaxChatBackend
 from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.transformer import forward
-from humanai_jax.humanllm import evaluation, sft, synthetic, tasks, tokenize
+from humanai_jax.methods.humanllm import evaluation, sft, synthetic, tasks, tokenize
 
 
 def test_merge_params_hand_values():

@@ -8,9 +8,9 @@ import pytest
 
 from humanai_jax import backbone
 from humanai_jax.backbone import ModelConfig
-from humanai_jax.plus import data as D
-from humanai_jax.plus import loop, models
-from humanai_jax.plus import text as T
+from humanai_jax.methods.plus import data as D
+from humanai_jax.methods.plus import loop, models
+from humanai_jax.methods.plus import text as T
 
 CFG = ModelConfig.small(vocab_size=23, d_model=16, n_layers=1, n_heads=2, max_position_embeddings=64)
 

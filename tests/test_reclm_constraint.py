@@ -9,7 +9,7 @@ import pytest
 from humanai_jax.backbone import ModelConfig, init_params
 from humanai_jax.decoding import ItemConstraint, build_item_trie, generate
 from humanai_jax.decoding.trie import children_mask
-from humanai_jax.reclm import add_item_tokens
+from humanai_jax.methods.reclm import add_item_tokens
 
 
 # ----------------------------------------------------------------------------- reference port

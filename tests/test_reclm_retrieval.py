@@ -7,7 +7,7 @@ import numpy as np
 
 from humanai_jax.backbone import ModelConfig, forward, init_params
 from humanai_jax.decoding import generate
-from humanai_jax.reclm import init_item_proj, item_scores, make_retriever
+from humanai_jax.methods.reclm import init_item_proj, item_scores, make_retriever
 
 V, SOI, EOI, STOP = 48, 46, 47, 1
 TITLES = [[3, 4], [3, 4, 5], [3, 9, 9, 2], [8], [10, 11, 12], [20, 21], [22], [30, 31, 32, 33], [7, 3]]

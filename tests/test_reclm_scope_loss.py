@@ -8,8 +8,8 @@ import pytest
 
 from humanai_jax.backbone import ModelConfig, init_params
 from humanai_jax.decoding import build_item_trie
-from humanai_jax.reclm import add_item_tokens, resize_for_item_tokens, scope_masked_cross_entropy, span_nodes
-from humanai_jax.reclm.tokens import phrase_ids
+from humanai_jax.methods.reclm import add_item_tokens, resize_for_item_tokens, scope_masked_cross_entropy, span_nodes
+from humanai_jax.methods.reclm.tokens import phrase_ids
 
 V, SOI, EOI = 40, 38, 39
 

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from humanai_jax.recsys import ranking
-from humanai_jax.sad import alignment, diagnostics
+from humanai_jax.methods.sad import alignment, diagnostics
 
 
 @pytest.fixture(scope="module")

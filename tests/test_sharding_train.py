@@ -15,7 +15,7 @@ from configs.lm import get_config
 from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import init_params, param_logical_axes
 from humanai_jax.backbone.transformer import forward
-from humanai_jax.train import loop, step as step_lib
+from humanai_jax.train import runtime as loop, step as step_lib
 from humanai_jax.train.state import per_device_bytes, train_state_shardings
 
 MODEL = ModelConfig.small(vocab_size=128, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=64)

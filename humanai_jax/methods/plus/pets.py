@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from humanai_jax.plus.data import Pair, PlusExample, split_vpl_pair, summarizer_messages, vpl_prompt_to_plus
+from humanai_jax.methods.plus.data import Pair, PlusExample, split_vpl_pair, summarizer_messages, vpl_prompt_to_plus
 
 PROMPT = "Human: Please talk about one kind of pets."
 USER_TYPES = ("helpful", "harmless")

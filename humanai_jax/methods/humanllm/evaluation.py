@@ -12,8 +12,8 @@ import re
 from typing import Sequence
 
 from humanai_jax.agents import GenConfig, batch_structured
-from humanai_jax.humanllm import judge as judge_lib
-from humanai_jax.humanllm import stages
+from humanai_jax.methods.humanllm import judge as judge_lib
+from humanai_jax.methods.humanllm import stages
 
 CHANCE_ITEM_SELECTION = 1 / 20
 FREE_TEXT_DIMENSIONS = ("fidelity", "style", "plausibility", "overall")

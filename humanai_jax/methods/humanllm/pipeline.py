@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 
-from humanai_jax.humanllm import filters, readers, schema, stages, tasks
-from humanai_jax.humanllm.readers import iter_jsonl, write_jsonl
+from humanai_jax.methods.humanllm import filters, readers, schema, stages, tasks
+from humanai_jax.methods.humanllm.readers import iter_jsonl, write_jsonl
 
 
 def filtered_logs(platform: str, inputs: dict, thresholds, report: filters.FilterReport) -> list[dict]:

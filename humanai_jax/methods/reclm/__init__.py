@@ -4,9 +4,9 @@ cgen: the catalogue constraint (`humanai_jax.decoding.ItemConstraint`) and the s
 ret: the item projection head and the retrieval hook of the decode loop. See docs/decoding.md.
 """
 
-from humanai_jax.reclm.retrieval import init_item_proj, item_proj, item_scores, item_token_table, make_retriever
-from humanai_jax.reclm.scope_loss import scope_masked_cross_entropy, span_nodes
-from humanai_jax.reclm.tokens import add_item_tokens, resize_for_item_tokens
+from humanai_jax.methods.reclm.retrieval import init_item_proj, item_proj, item_scores, item_token_table, make_retriever
+from humanai_jax.methods.reclm.scope_loss import scope_masked_cross_entropy, span_nodes
+from humanai_jax.methods.reclm.tokens import add_item_tokens, resize_for_item_tokens
 
 __all__ = [
     "add_item_tokens",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 
-from humanai_jax.humanllm.filters import parse_blog_date
+from humanai_jax.methods.humanllm.filters import parse_blog_date
 
 
 def _log(uid, log_id, platform, timestamp, type_, raw_text, *, parent=None, item=None) -> dict:

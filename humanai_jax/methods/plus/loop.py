@@ -32,9 +32,9 @@ from tokenizers import Tokenizer
 
 from humanai_jax import backbone, decoding
 from humanai_jax.backbone import ModelConfig
-from humanai_jax.plus import data as D
-from humanai_jax.plus import models as M
-from humanai_jax.plus import text as T
+from humanai_jax.methods.plus import data as D
+from humanai_jax.methods.plus import models as M
+from humanai_jax.methods.plus import text as T
 from humanai_jax.rl import kl_control as KL
 from humanai_jax.rl import losses as L
 from humanai_jax.train.losses import cross_entropy

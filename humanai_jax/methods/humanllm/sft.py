@@ -18,7 +18,7 @@ import optax
 
 from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import ParamInfo, param_info
-from humanai_jax.humanllm import tokenize
+from humanai_jax.methods.humanllm import tokenize
 from humanai_jax.train.step import accumulate_grads
 
 

@@ -86,7 +86,7 @@ def section(title: str, body: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _template(name: str) -> string.Template:
-    path = importlib.resources.files("humanai_jax.humanllm") / "prompts" / "sft" / name
+    path = importlib.resources.files("humanai_jax.methods.humanllm") / "prompts" / "sft" / name
     return string.Template(path.read_text(encoding="utf-8"))
 
 
@@ -96,7 +96,7 @@ def sft_prompt(name: str, **fields) -> str:
 
 @functools.lru_cache(maxsize=None)
 def item_selection_scenarios() -> list[str]:
-    path = importlib.resources.files("humanai_jax.humanllm") / "prompts" / "sft" / "item_selection_scenarios.json"
+    path = importlib.resources.files("humanai_jax.methods.humanllm") / "prompts" / "sft" / "item_selection_scenarios.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from humanai_jax.plus.data import JsonlReader, Pair, PlusExample, summarizer_messages
-from humanai_jax.plus.pets import vpl_row_to_example
+from humanai_jax.methods.plus.data import JsonlReader, Pair, PlusExample, summarizer_messages
+from humanai_jax.methods.plus.pets import vpl_row_to_example
 
 UF_USER_TYPES = {"8": "helpfulness", "4": "honesty", "2": "instruction_following", "1": "truthfulness"}
 UF_VARIANTS = {"uf_p_2": ("8", "4"), "uf_p_4": ("8", "4", "2", "1")}

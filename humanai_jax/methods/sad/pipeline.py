@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from humanai_jax.recsys import data as data_lib
 from humanai_jax.recsys import dense as dense_lib
 from humanai_jax.recsys import neighbors, ranking, slim
-from humanai_jax.sad import alignment
+from humanai_jax.methods.sad import alignment
 
 
 def fit_sparse_view(x: sp.csr_matrix, cfg, seed: int):

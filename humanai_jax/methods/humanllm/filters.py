@@ -16,7 +16,7 @@ from typing import Iterable
 import ml_collections
 import numpy as np
 
-from humanai_jax.humanllm import kcore
+from humanai_jax.methods.humanllm import kcore
 
 
 def default_thresholds() -> ml_collections.ConfigDict:

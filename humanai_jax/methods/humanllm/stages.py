@@ -25,8 +25,8 @@ import string
 from typing import Any, Callable, Iterable, Sequence
 
 from humanai_jax.agents import NULL, GenConfig, batch_structured, extract_json, is_null_reply, parse_xml_tags
-from humanai_jax.humanllm import judge as judge_lib
-from humanai_jax.humanllm.readers import iter_jsonl
+from humanai_jax.methods.humanllm import judge as judge_lib
+from humanai_jax.methods.humanllm.readers import iter_jsonl
 
 MIN_QUALIFIED_POSTS = {"reddit": 3, "twitter": 5, "blogger": 3, "amazon": 1}
 POST_TYPES = {"t3", "tweet", "blog", "review"}
@@ -51,7 +51,7 @@ LIMITS = {"rewrite": (10_000, 10_000), "tag": (10_000, 100), "tag_comment": (20_
 @functools.lru_cache(maxsize=None)
 def load_prompt(name: str) -> string.Template:
     """`prompts/<name>.txt` as a `string.Template` ($placeholders)."""
-    path = importlib.resources.files("humanai_jax.humanllm") / "prompts" / f"{name}.txt"
+    path = importlib.resources.files("humanai_jax.methods.humanllm") / "prompts" / f"{name}.txt"
     if not path.is_file():
         raise FileNotFoundError(f"no prompt template {name!r} at {path}")
     return string.Template(path.read_text(encoding="utf-8"))
@@ -64,7 +64,7 @@ def render(name: str, **fields) -> str:
 
 @functools.lru_cache(maxsize=None)
 def judge_rubrics() -> dict:
-    path = importlib.resources.files("humanai_jax.humanllm") / "prompts" / "judge_rubrics.json"
+    path = importlib.resources.files("humanai_jax.methods.humanllm") / "prompts" / "judge_rubrics.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -372,7 +372,7 @@ def group_users(logs: Iterable[dict]) -> dict[str, list[dict]]:
 
 def amazon_history_block(reviews: Sequence[dict], item_meta: dict | None = None, max_items: int = 30) -> str:
     """§5.1 Amazon rendering of the <= 30 items *before* the item-selection target (never the target)."""
-    from humanai_jax.humanllm.tasks import item_selection_target_index
+    from humanai_jax.methods.humanllm.tasks import item_selection_target_index
 
     t = item_selection_target_index(reviews)
     parts = []

@@ -4,7 +4,9 @@ r"""The one entry point for every experiment.
 
 The config is locked: an override naming a field that does not exist fails and lists the valid
 fields. The config's `experiment` field names a module `experiments.<experiment>` that defines
-`run(config, workdir) -> dict`; the returned headline metrics are written to `DIR/results.json`.
+`run(config, workdir) -> dict`; the returned headline metrics are written to `DIR/results.json`
+with a `provenance` stamp (commit, dirty tree, UTC date, machine, seeds, wall time; see
+humanai_jax/provenance.py) that `python -m experiments.report` turns into the docs' tables.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from humanai_jax import experiment, host
+from humanai_jax import experiment, host, provenance
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, optionally with `:variant`.", lock_config=True
@@ -28,8 +30,11 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def run_experiment(config, workdir: str) -> dict:
+def run_experiment(config, workdir: str, *, config_spec: str | None = None, overrides: dict | None = None) -> dict:
     """Runs `config.experiment` in `workdir`; writes config.json and results.json. Usable from tests.
+
+    results.json (and the returned dict, on process 0) carries `provenance`: `provenance.stamp(config, ...)`;
+    config_spec / overrides (the command line's `--config` value and `--config.key=value` pairs) go into it.
 
     In a multi-host run every process runs the experiment, but only process 0 writes these files
     (the workdir is usually shared storage; checkpoints coordinate their own writes).
@@ -50,8 +55,12 @@ def run_experiment(config, workdir: str) -> dict:
     module = importlib.import_module(f"experiments.{config.experiment}")
     start = time.time()
     results = dict(module.run(config, workdir))
-    results.setdefault("wall_time_s", time.time() - start)
+    wall = time.time() - start
+    results.setdefault("wall_time_s", wall)
     if writer:
+        # Results are generated, never typed: experiments/report.py builds the docs' tables from these stamps.
+        results["provenance"] = provenance.stamp(config, wall_time_s=wall, config_spec=config_spec,
+                                                 overrides=overrides)
         logging.info("Wrote %s", experiment.write_results(workdir, results))
     return results
 
@@ -100,7 +109,9 @@ def check_overrides(argv: list[str]) -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    results = run_experiment(_CONFIG.value, _WORKDIR.value)
+    config_flag = flags.FLAGS["config"]
+    results = run_experiment(_CONFIG.value, _WORKDIR.value, config_spec=config_flags.get_config_filename(config_flag),
+                             overrides=config_flags.get_override_values(config_flag))
     print(json.dumps(experiment.to_jsonable(results), indent=2, sort_keys=True))
 
 

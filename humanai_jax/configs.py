@@ -33,7 +33,10 @@ def parse_arg(arg: str | None, *, lazy: bool = False, **defaults) -> ml_collecti
             out[key] = True
             continue
         default = defaults.get(key)
-        out[key] = _convert(raw, default)
+        try:
+            out[key] = _convert(raw, default)
+        except ValueError as e:
+            raise ValueError(f"Config argument {key!r} in {arg!r}: {e}") from None
     return out
 
 
@@ -43,11 +46,14 @@ def _convert(raw: str, like):
             return True
         if raw.lower() in ("0", "false", "no"):
             return False
-        raise ValueError(f"Expected a boolean, got {raw!r}")
-    if isinstance(like, int):
-        return int(raw)
-    if isinstance(like, float):
-        return float(raw)
+        raise ValueError(f"expected a boolean (true/false, yes/no, 1/0), got {raw!r}")
+    for kind in (int, float):
+        if isinstance(like, kind):
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"expected {'an' if kind is int else 'a'} {kind.__name__} "
+                                 f"(the type of its default {like!r}), got {raw!r}") from None
     return raw
 
 

@@ -1,6 +1,7 @@
 """The experiment runner, config variant parsing and workdir files."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -72,3 +73,35 @@ def test_metrics_and_results_files(tmp_path):
     assert rows[0]["acc"] == 0.25
     path = experiment.write_results(str(tmp_path), {"recall@20": np.float64(0.3), "curve": np.arange(3)})
     assert json.load(open(path)) == {"recall@20": 0.3, "curve": [0, 1, 2]}
+
+
+BLOCKED_IMPORT_CHECK = r'''
+import importlib, sys
+
+class Blocker:  # transformers, datasets and openai are extras (pyproject.toml): pretend they are absent
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("transformers", "datasets", "openai", "torch"):
+            raise ImportError(f"No module named {name!r} (blocked)")
+
+sys.meta_path.insert(0, Blocker())
+for module in ["humanai_jax", "humanai_jax.backbone", "humanai_jax.train", "humanai_jax.data", "humanai_jax.agents",
+               "humanai_jax.methods.sad.pipeline", "experiments.sad", "experiments.run", "experiments.report"]:
+    importlib.import_module(module)
+from humanai_jax.data import train_tokenizer
+try:
+    train_tokenizer(["a b"], 300, "/nonexistent")
+except ImportError as e:
+    assert "pip install -e '.[hf]'" in str(e), e
+else:
+    raise AssertionError("train_tokenizer ran without transformers")
+print("ok")
+'''
+
+
+def test_sad_and_core_import_without_the_hf_and_agents_extras():
+    """A SaD-only install (`pip install -e .`) has no transformers, datasets or openai: the core and the SaD
+    path import without them (every import of an extra is inside a function), and the first function that
+    needs one says which extra to install."""
+    proc = subprocess.run([sys.executable, "-c", BLOCKED_IMPORT_CHECK], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]

@@ -14,5 +14,5 @@ if [[ -n "${EXTRA_COPY:-}" ]]; then
 fi
 ssh_all 'set -e; rm -rf ~/humanai_jax && mkdir -p ~/humanai_jax && tar -xzf ~/humanai_jax_src.tar.gz -C ~/humanai_jax
 python3 -m venv ~/venv && . ~/venv/bin/activate && pip install -q -U pip
-pip install -q "jax[tpu]" && pip install -q -e ~/humanai_jax
+pip install -q "jax[tpu]" && pip install -q -e "$HOME/humanai_jax[all]"
 python -c "import jax; print(jax.process_index(), jax.local_device_count(), jax.device_count())"'

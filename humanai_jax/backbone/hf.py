@@ -18,7 +18,8 @@ import math
 import os
 import pathlib
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -153,7 +154,7 @@ def _leaf_sources(config: ModelConfig) -> dict[tuple[str, ...], tuple[bool, Call
 def _export_tensors(config: ModelConfig) -> dict[str, Callable[[Any], np.ndarray]]:
     """HF name -> function(params) -> numpy array in HF layout (inverse of `_leaf_sources`)."""
     c = config
-    D, H, K, Dh = c.d_model, c.n_heads, c.n_kv_heads, c.head_dim
+    D, H, Dh = c.d_model, c.n_heads, c.head_dim
 
     def host(x) -> np.ndarray:
         # Multi-host: one tensor (one layer's slice) at a time is gathered to every process; every
@@ -229,15 +230,47 @@ class CheckpointReader:
                 self.file_of[name] = file
 
     def _header(self, file: pathlib.Path) -> tuple[int, dict]:
+        """(header length, header) of one safetensors file, checked against the file's size.
+
+        A truncated file (an interrupted download or copy) raises here, naming the file and, when the
+        header is intact, the first tensor whose bytes lie past the end of the file.
+        """
         if file not in self._headers:
+            if not file.exists():
+                raise FileNotFoundError(f"Checkpoint file {file} does not exist (listed in the index of {self.path})")
+            size = file.stat().st_size
             with open(file, "rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                self._headers[file] = (n, json.loads(f.read(n)))
+                head = f.read(8)
+                if len(head) < 8:
+                    raise ValueError(f"Checkpoint file {file} is truncated or not a safetensors file: "
+                                     f"{size} bytes, shorter than the 8-byte header length")
+                (n,) = struct.unpack("<Q", head)
+                if 8 + n > size:
+                    raise ValueError(f"Checkpoint file {file} is truncated or not a safetensors file: its header "
+                                     f"claims {n} bytes but the file holds {size} bytes in all")
+                try:
+                    header = json.loads(f.read(n))
+                except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                    raise ValueError(f"Checkpoint file {file} has an unreadable safetensors header: {e}") from e
+            tensors = sorted((int(m["data_offsets"][1]), k) for k, m in header.items() if k != "__metadata__")
+            for end, name in tensors:  # in file order: the first tensor the truncation cuts
+                end += 8 + n
+                if end > size:
+                    raise ValueError(f"Checkpoint file {file} is truncated: tensor {name} needs bytes up to {end} but "
+                                     f"the file holds {size} (an interrupted download or copy?)")
+            self._headers[file] = (n, header)
         return self._headers[file]
 
     def read(self, name: str, rows: slice | None = None) -> np.ndarray:
-        """The tensor (or a slice of its rows) as a numpy array."""
+        """The tensor (or a slice of its rows) as a numpy array; a failed read names the file and tensor."""
         file = self.file_of[name]
+        try:
+            return self._read(file, name, rows)
+        except Exception as e:
+            raise ValueError(f"Could not read tensor {name} from checkpoint file {file}: "
+                             f"{type(e).__name__}: {e}") from e
+
+    def _read(self, file: pathlib.Path, name: str, rows: slice | None) -> np.ndarray:
         code = self.dtypes[name]
         if code == "BF16":  # numpy has no bfloat16: map the bytes and view them with ml_dtypes
             header_len, header = self._header(file)
@@ -291,6 +324,9 @@ def load_pretrained(path, dtype=jnp.float32, mesh=None, rules=None, **config_ove
     from humanai_jax.sharding import ShardingRules  # core module; imported lazily to keep hf.py light
 
     path = pathlib.Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"Checkpoint directory {path} does not exist" if not path.exists()
+                                else f"Checkpoint path {path} is not a directory (expected a HF checkpoint directory)")
     config_file = path / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"No config.json in {path}")
@@ -374,8 +410,22 @@ def _check_params(config: ModelConfig, params) -> None:
             raise ValueError(f"params leaf {name} has shape {found[name]}, expected {shape}")
 
 
+def generation_config_dict(config: ModelConfig) -> dict[str, Any]:
+    """The `generation_config.json` of an export: the special-token ids `generate` reads (those that are set).
+
+    transformers' `GenerationConfig.from_pretrained(dir)` loads it, and `decoding.text` takes its stop ids
+    from it (the eos list of instruct models lives there), so an exported checkpoint stops where it did.
+    """
+    eos = config.eos_token_id
+    ids = {"bos_token_id": config.bos_token_id,
+           "eos_token_id": list(eos) if isinstance(eos, tuple) else eos,
+           "pad_token_id": config.pad_token_id}
+    return {k: v for k, v in ids.items() if v is not None}
+
+
 def save_pretrained(path, config: ModelConfig, params, max_shard_bytes: int = 5 * 1024**3) -> None:
-    """Writes `config.json` (transformers v5 layout) and safetensors weights to directory `path`.
+    """Writes `config.json` (transformers v5 layout), `generation_config.json` (bos/eos/pad ids; when the
+    config knows its eos) and safetensors weights to directory `path`.
 
     One `model.safetensors` if it fits in `max_shard_bytes`, else `model-0000k-of-0000n.safetensors`
     files plus `model.safetensors.index.json`. All tensors are written in the dtype of
@@ -400,6 +450,11 @@ def save_pretrained(path, config: ModelConfig, params, max_shard_bytes: int = 5 
     hf_config["dtype"] = leaf_dtype.name
     if writer:
         (path / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+        generation = generation_config_dict(config)
+        if "eos_token_id" in generation:
+            (path / "generation_config.json").write_text(json.dumps(generation, indent=2, sort_keys=True) + "\n")
+        else:  # no eos known: no file, so readers (decoding.text.stop_token_ids) fall back to the tokenizer's eos
+            (path / "generation_config.json").unlink(missing_ok=True)
 
     shards: list[list[str]] = [[]]
     size = 0

@@ -5,16 +5,28 @@ tokenizer directory (e.g. the one next to a checkpoint)."""
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
+
+
+def _transformers():
+    """transformers, imported when first needed: it is the `hf` extra (`pip install -e '.[hf]'`), not a core
+    dependency, so SaD-only installs import this module without it."""
+    try:
+        import transformers
+    except ImportError as e:
+        raise ImportError("HF tokenizers need transformers, the `hf` extra of humanai_jax: "
+                          "pip install -e '.[hf]' (or '.[all]')") from e
+    return transformers
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str):
     """Trains a byte-level BPE with `vocab_size` entries (including EOS and PAD) on `texts`, saves it to
     `out_dir` and returns the `PreTrainedTokenizerFast`. Deterministic for the same texts."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+
+    PreTrainedTokenizerFast = _transformers().PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -34,10 +46,13 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str):
 
 def load_tokenizer(path: str):
     """Loads a HF tokenizer directory (offline)."""
-    from transformers import AutoTokenizer
-
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Tokenizer directory {path} does not exist "
+                                "(expected a HF tokenizer directory: tokenizer.json / tokenizer_config.json)")
+    if not os.path.isdir(path):
+        raise NotADirectoryError(f"Tokenizer path {path} is not a directory (expected a HF tokenizer directory)")
     if not os.path.exists(os.path.join(path, "tokenizer.json")) and not os.path.exists(
         os.path.join(path, "tokenizer_config.json")
     ):
         raise FileNotFoundError(f"{path} holds no tokenizer.json / tokenizer_config.json")
-    return AutoTokenizer.from_pretrained(path)
+    return _transformers().AutoTokenizer.from_pretrained(path)

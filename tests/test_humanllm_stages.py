@@ -254,3 +254,24 @@ def test_clean_v1_rewrites_the_parent_post_of_comments(tmp_path):
     assert len(parent_calls) == 2  # "my post" once for both comments, "JUNK post" once
     assert all("Post:\nCLEAN: my post\n" in p for p in seen_tag_prompts) and len(seen_tag_prompts) == 2
     assert report.to_dict()["clean_v1"]["dropped"] == {"parent_rewrite_null": 1, "parent_missing": 1}
+
+
+def test_humanllm_item_selection_registers_as_an_evaluator():
+    from humanai_jax.eval import build_evaluators, stats
+    from humanai_jax.methods.humanllm import evaluation
+
+    def sample(i, target):
+        cands = "\n".join(f"Candidate {k}: item {k}" for k in range(1, 21))
+        return {"source": "amazon.Books.item_selection" if i < 3 else "reddit.generic",
+                "messages": [{"role": "user", "content": f"q{i}\n{cands}"}, {"role": "assistant", "content": target}]}
+
+    samples = [sample(0, "item 3"), sample(1, "item 4"), sample(2, "item 5"), sample(3, "free text")]
+    backend = ScriptedBackend([(r"eval\.sel", None, lambda m: "item 3" if m[0]["content"].startswith("q0") else
+                                "item 5")])
+    (ev,) = build_evaluators({"sel": {"type": "humanllm_item_selection", "every": 50}}, samples=samples,
+                             backend_fn=lambda params: backend)
+    assert isinstance(ev, evaluation.ItemSelection)
+    out = ev(50, None)
+    assert out["sel/hits"] == 2 and out["sel/n"] == 3 and out["sel/names_a_candidate"] == 1.0
+    assert [out["sel/ci_low"], out["sel/ci_high"]] == pytest.approx(list(stats.binomial_ci(2, 3)))
+    assert len(backend.calls) == 3  # the free-text sample is not an item-selection one

@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from humanai_jax.methods.plus import data as D
-from humanai_jax.methods.plus import loaders, pets
+from humanai_jax.methods.plus import data as D, loaders, pets
 
 
 @pytest.fixture(scope="module")

@@ -364,10 +364,12 @@ class RecordingBackend:
     def _record(self, messages, cfg, tag, result: ChatResult) -> None:
         if not result.ok:
             return
-        line = json.dumps({"key": request_key(messages, cfg), "tag": tag, "messages": list(messages),
-                           "cfg": cfg.to_dict(), "result": result.to_dict()}, ensure_ascii=False)
-        with self._lock, open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        from humanai_jax.data.jsonl import append_jsonl
+
+        record = {"key": request_key(messages, cfg), "tag": tag, "messages": list(messages), "cfg": cfg.to_dict(),
+                  "result": result.to_dict()}
+        with self._lock:
+            append_jsonl(self.path, [record])
 
     def chat(self, messages, cfg, *, tag=""):
         result = self.inner.chat(messages, cfg, tag=tag)
@@ -387,16 +389,10 @@ class ReplayBackend:
     name = "replay"
 
     def __init__(self, path: str):
-        self.cassette: dict[str, dict] = {}
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                    self.cassette[rec["key"]] = rec["result"]
-                except (json.JSONDecodeError, KeyError) as e:
-                    raise ValueError(f"{path}:{lineno}: malformed cassette line ({e})") from e
+        from humanai_jax.data.jsonl import iter_jsonl, require_fields
+
+        self.cassette: dict[str, dict] = {
+            rec["key"]: rec["result"] for _, rec in iter_jsonl(path, validate=require_fields(["key", "result"]))}
 
     def chat(self, messages, cfg, *, tag=""):
         key = request_key(messages, cfg)

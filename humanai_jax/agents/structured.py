@@ -9,7 +9,7 @@
 `chat_json` / `chat_xml` ask the backend, parse, validate, and on failure append the bad reply plus a
 user turn quoting the error and ask again, at most `max_attempts` times; then they raise
 `StructuredOutputError` carrying every attempt. Callers count these failures (see
-`humanai_jax.methods.humanllm.stages.StageReport`): a failure is never silently dropped.
+`humanai_jax.agents.stages.StageReport`): a failure is never silently dropped.
 """
 
 from __future__ import annotations

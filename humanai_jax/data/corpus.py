@@ -7,10 +7,11 @@ agreement, arithmetic) that a small model's loss falls visibly within a few hund
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
+
+from humanai_jax.data.jsonl import read_jsonl
 
 _NAMES = ["Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Juno", "Kai", "Lena", "Milo", "Nia"]
 _ANIMALS = ["cat", "dog", "fox", "owl", "horse", "rabbit", "goat", "duck", "bear", "mouse"]
@@ -64,19 +65,12 @@ def read_text_corpus(path: str, *, text_field: str = "text") -> list[str]:
     text (documents separated by blank lines). Malformed lines raise with the file and line number."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"corpus file {path} does not exist")
-    if path.endswith(".jsonl"):
-        docs = []
-        with open(path) as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({e})") from e
-                if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                    raise ValueError(f"{path}:{lineno}: expected an object with a string field {text_field!r}")
-                docs.append(record[text_field])
-        return docs
+    if path.endswith((".jsonl", ".jsonl.gz")):
+        def text_of(record: dict) -> str:
+            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+                raise ValueError(f"expected an object with a string field {text_field!r}")
+            return record[text_field]
+
+        return read_jsonl(path, validate=text_of, objects_only=False)
     with open(path) as f:
         return [d.strip() for d in f.read().split("\n\n") if d.strip()]

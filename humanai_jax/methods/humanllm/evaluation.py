@@ -1,5 +1,6 @@
 """Evaluation (spec §10): item-selection accuracy, the first-N-per-source test selection, and an LLM judge
-for the free-text tasks with its rubric stored as data (`prompts/judge_free_text.txt`).
+for the free-text tasks with its rubric stored as data (`prompts/judge_free_text.txt`). The statistics and
+the judge are the core's (`humanai_jax.eval.stats`, `humanai_jax.eval.judge`).
 
 Item selection: hit iff `target.strip().lower()` is a substring of `generation.strip().lower()`; with
 20 candidates, chance is 1/20 = 5%.
@@ -11,8 +12,10 @@ import collections
 import re
 from typing import Sequence
 
-from humanai_jax.agents import GenConfig, batch_structured
-from humanai_jax.methods.humanllm import judge as judge_lib
+from humanai_jax.agents import GenConfig
+from humanai_jax.eval import stats
+from humanai_jax.eval.judge import Rubric, aggregate, judge
+from humanai_jax.eval.registry import Evaluator, register
 from humanai_jax.methods.humanllm import stages
 
 CHANCE_ITEM_SELECTION = 1 / 20
@@ -43,16 +46,7 @@ def generate_answers(backend, samples: Sequence[dict], cfg: GenConfig, tag: str 
 CONTEXT_MARKERS = {"history": "purchase history:", "persona": "user persona:"}
 
 
-def binomial_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) two-sided confidence interval of a binomial proportion k/n."""
-    from scipy.stats import beta
-
-    if n <= 0:
-        return (0.0, 1.0)
-    a = (1.0 - level) / 2
-    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
-    return lo, hi
+binomial_ci = stats.binomial_ci  # exact (Clopper-Pearson) CI, `humanai_jax.eval.stats`
 
 
 def candidates_of(prompt: str) -> list[str]:
@@ -70,8 +64,6 @@ def item_selection_accuracy(samples: Sequence[dict], generations: Sequence[str])
     """Accuracy (hit = target title in the generation) with its exact 95% CI and the one-sided binomial
     p-value against chance; also accuracy per user-context type and how often the generation names
     any of the 20 candidates (a model that picks a candidate at random scores chance)."""
-    from scipy.stats import binomtest
-
     hits = [item_hit(s["messages"][-1]["content"], g) for s, g in zip(samples, generations)]
     n, k = len(hits), sum(hits)
     named = [any(item_hit(c, g) for c in candidates_of(s["messages"][-2]["content"]))
@@ -82,38 +74,48 @@ def item_selection_accuracy(samples: Sequence[dict], generations: Sequence[str])
         acc[0] += h
         acc[1] += 1
     return {"accuracy": k / max(n, 1), "n": n, "hits": k, "chance": CHANCE_ITEM_SELECTION,
-            "ci95": list(binomial_ci(k, n)),
-            "p_value_vs_chance": float(binomtest(k, n, CHANCE_ITEM_SELECTION, alternative="greater").pvalue) if n else 1.0,
+            "ci95": list(stats.binomial_ci(k, n)),
+            "p_value_vs_chance": stats.binomial_test(k, n, CHANCE_ITEM_SELECTION, "greater"),
             "names_a_candidate": sum(named) / max(n, 1),
             "by_context": {c: {"accuracy": h / t, "n": t} for c, (h, t) in sorted(by_context.items())}}
 
 
+def free_text_rubric() -> Rubric:
+    """The free-text rubric: `prompts/judge_free_text.txt`, every dimension scored 1-10."""
+    return Rubric("free_text", FREE_TEXT_DIMENSIONS, template=stages.PROMPTS.text("judge_free_text"))
+
+
 def judge_free_text(backend, samples: Sequence[dict], generations: Sequence[str], *,
                     cfg: GenConfig = GenConfig(temperature=0.0, max_tokens=1024), max_attempts: int = 3) -> dict:
-    """Scores generations against the real responses with an LLM judge; returns per-source mean scores
-    and the number of failed judgments (counted, never silently dropped)."""
-    def parse(text):
-        scores = judge_lib.parse_scores(text)
-        missing = [d for d in FREE_TEXT_DIMENSIONS if d not in scores]
-        if missing:
-            raise ValueError(f"missing scores for {missing}")
-        return {d: scores[d] for d in FREE_TEXT_DIMENSIONS}
+    """Scores generations against the real responses with an LLM judge (`humanai_jax.eval.judge`); returns
+    per-source mean scores and the number of failed judgments (counted, never silently dropped)."""
+    items = [{"prompt": s["messages"][-2]["content"], "reference": s["messages"][-1]["content"], "generation": g}
+             for s, g in zip(samples, generations)]
+    judgments = judge(backend, free_text_rubric(), items, cfg=cfg, max_attempts=max_attempts,
+                      tag="humanllm.judge_free_text")
+    return aggregate(judgments, FREE_TEXT_DIMENSIONS, [s["source"] for s in samples])
 
-    prompts = [[{"role": "user", "content": stages.render(
-        "judge_free_text", prompt=s["messages"][-2]["content"], reference=s["messages"][-1]["content"],
-        generation=g)}] for s, g in zip(samples, generations)]
-    results = batch_structured(backend, prompts, parse, cfg, tags=["humanllm.judge_free_text"] * len(prompts),
-                               max_attempts=max_attempts)
-    per_source: dict[str, dict] = {}
-    for s, (scores, err) in zip(samples, results):
-        acc = per_source.setdefault(s["source"], {"n": 0, "failed": 0, **{d: 0.0 for d in FREE_TEXT_DIMENSIONS}})
-        if err:
-            acc["failed"] += 1
-            continue
-        acc["n"] += 1
-        for d in FREE_TEXT_DIMENSIONS:
-            acc[d] += scores[d]
-    for acc in per_source.values():
-        for d in FREE_TEXT_DIMENSIONS:
-            acc[d] = acc[d] / acc["n"] if acc["n"] else None
-    return per_source
+
+@register("humanllm_item_selection")
+class ItemSelection(Evaluator):
+    """`config.evals` entry `{type: "humanllm_item_selection", every, n_per_source, max_tokens, temperature,
+    seed}`: item-selection accuracy of a chat model on the context's `samples` (test samples; the first
+    `n_per_source` of each `*.item_selection` source), over params through the context's `backend_fn`
+    or a ChatBackend. Metrics: `accuracy`, `n`, `hits`, `ci_low`, `ci_high`, `p_value_vs_chance`,
+    `names_a_candidate`. Registered when this module is imported."""
+
+    defaults = {"n_per_source": 500, "max_tokens": 32, "temperature": 0.0, "seed": 0}
+    needs = ("samples",)
+
+    def evaluate(self, target) -> dict:
+        sel = [s for s in first_per_source(self.context["samples"], self.options["n_per_source"])
+               if s["source"].endswith(".item_selection")]
+        if not sel:
+            raise ValueError(f"evaluator {self.name!r}: no item-selection samples")
+        backend = target if hasattr(target, "chat_batch") else self.context["backend_fn"](target)
+        cfg = GenConfig(temperature=float(self.options["temperature"]), max_tokens=int(self.options["max_tokens"]),
+                        seed=int(self.options["seed"]))
+        acc = item_selection_accuracy(sel, generate_answers(backend, sel, cfg, tag=f"eval.{self.name}"))
+        return {"accuracy": acc["accuracy"], "n": float(acc["n"]), "hits": float(acc["hits"]),
+                "ci_low": acc["ci95"][0], "ci_high": acc["ci95"][1], "p_value_vs_chance": acc["p_value_vs_chance"],
+                "names_a_candidate": acc["names_a_candidate"]}

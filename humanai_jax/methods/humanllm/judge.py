@@ -1,15 +1,17 @@
-"""LLM-judge scores and the keep rule (spec §6).
+"""HumanLLM's judge thresholds and keep rule (spec §6) on the core LLM judge (`humanai_jax.eval.judge`).
 
-The judge answers `<data><explanation/>...<dim>N</dim>...</data>`; `parse_scores` applies the
-reference regex `<(\\w+)>\\s*(\\d+)\\s*</\\1>`; `check_quality` is the reference keep rule.
+The judge answers `<data><explanation/>...<dim>N</dim>...</data>`; `parse_scores` (core) applies the
+reference regex `<(\\w+)>\\s*(\\d+)\\s*</\\1>`; `check_quality` is the reference keep rule. The rubric
+wording and prompt are data (`prompts/judge_rubrics.json`, `prompts/judge.txt`).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Mapping
 
-_SCORE = re.compile(r"<(\w+)>\s*(\d+)\s*</\1>")
+from humanai_jax.eval.judge import parse_scores, passes_thresholds
+
+__all__ = ["THRESHOLDS", "parse_scores", "check_quality", "thresholds_for"]
 
 # Per-artifact thresholds (None = the default rule: overall >= 9 and every other dimension >= 8).
 THRESHOLDS: dict[str, dict[str, int] | None] = {
@@ -26,11 +28,6 @@ THRESHOLDS: dict[str, dict[str, int] | None] = {
 }
 
 
-def parse_scores(text: str | None) -> dict[str, int]:
-    """`{dimension: score}` for every `<dim>N</dim>` in the judge's reply (later duplicates win)."""
-    return {k: int(v) for k, v in _SCORE.findall(text or "")}
-
-
 def check_quality(scores: Mapping[str, int] | None, metrics: Mapping[str, int] | None = None) -> bool:
     """The reference keep rule. Missing or empty scores mean reject.
 
@@ -40,7 +37,7 @@ def check_quality(scores: Mapping[str, int] | None, metrics: Mapping[str, int] |
     if not scores:
         return False
     if metrics is not None:
-        return all(k in scores and scores[k] >= v for k, v in metrics.items())
+        return passes_thresholds(scores, metrics)
     if "overall" not in scores or scores["overall"] < 9:
         return False
     return all(v >= 8 for k, v in scores.items() if k != "overall")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import os
 
+from humanai_jax.data.jsonl import read_jsonl, write_jsonl
 from humanai_jax.methods.humanllm import filters, readers, schema, stages, tasks
-from humanai_jax.methods.humanllm.readers import iter_jsonl, write_jsonl
 
 
 def filtered_logs(platform: str, inputs: dict, thresholds, report: filters.FilterReport) -> list[dict]:
@@ -93,8 +93,11 @@ def run_pipeline(platform: str, inputs: dict, workdir: str, backend, *, settings
     path = lambda name: os.path.join(workdir, name)  # noqa: E731
     freport = filters.FilterReport()
     if os.path.exists(path("logs.jsonl")):  # filters are deterministic: reuse their output on resume
-        logs = [r for _, r in iter_jsonl(path("logs.jsonl"))]
-        filter_counts = json.load(open(path("report.json")))["filters"] if os.path.exists(path("report.json")) else {}
+        logs = read_jsonl(path("logs.jsonl"))
+        filter_counts = {}
+        if os.path.exists(path("report.json")):
+            with open(path("report.json")) as f:
+                filter_counts = json.load(f)["filters"]
     else:
         logs = filtered_logs(platform, inputs, thresholds, freport)
         write_jsonl(path("logs.jsonl"), logs)

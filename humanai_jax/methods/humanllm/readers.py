@@ -21,7 +21,6 @@ files can also be streamed directly through `iter_parquet` (uses `datasets`).
 
 from __future__ import annotations
 
-import gzip
 import html
 import io
 import json
@@ -30,8 +29,10 @@ import re
 import zipfile
 from typing import Any, Iterator, Sequence
 
+from humanai_jax.data import jsonl
 
-class RecordError(ValueError):
+
+class RecordError(jsonl.JsonlError):
     """A malformed input record; the message names the file and line (or XML file)."""
 
 
@@ -50,35 +51,13 @@ AMAZON_CATEGORIES = (
     "Health_and_Household", "Home_and_Kitchen", "Industrial_and_Scientific", "Sports_and_Outdoors", "Video_Games")
 
 
-def _open_text(path: str, encoding: str = "utf-8"):
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding=encoding)
-    return open(path, encoding=encoding)
-
-
 def iter_jsonl(path: str) -> Iterator[tuple[int, dict]]:
-    """Yields `(line_number, object)` for each non-blank line; a bad line raises RecordError(file:line)."""
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{path}:{lineno}: invalid JSON ({e.msg})") from e
-            if not isinstance(obj, dict):
-                raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    """Yields `(line_number, object)` for each non-blank line; a bad line raises RecordError(file:line).
+    (`humanai_jax.data.jsonl.iter_jsonl` with this module's error class.)"""
+    return jsonl.iter_jsonl(path, error=RecordError)
 
 
-def write_jsonl(path: str, records) -> int:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    n = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+write_jsonl = jsonl.write_jsonl
 
 
 def _select(path: str, lineno: int, obj: dict, fields: Sequence[str], required: Sequence[str]) -> dict:

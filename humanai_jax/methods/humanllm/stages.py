@@ -7,9 +7,11 @@
   judge           per artifact: 1-10 scores and the keep rule             (§6)
 
 Every stage writes one output line per input unit (log or user), kept or not, with `_drop` = None or the
-reason; a re-run reads the output file first and skips finished keys (resumable). Every LLM reply goes
+reason; a re-run reads the output file first and skips finished keys (resumable: the runner is
+`humanai_jax.agents.stages.run_stage`). Every LLM reply goes
 through `batch_structured` (capped repair retries); parse failures and backend errors are counted in the
-`StageReport` under their reason and never silently dropped. Prompts are data files in `prompts/`.
+`StageReport` under their reason and never silently dropped. Prompts are data files in `prompts/`, read by
+`humanai_jax.agents.prompts.PromptLibrary`.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ import collections
 import dataclasses
 import datetime
 import functools
-import importlib.resources
 import json
-import os
 import string
 from typing import Any, Callable, Iterable, Sequence
 
 from humanai_jax.agents import NULL, GenConfig, batch_structured, extract_json, is_null_reply, parse_xml_tags
+from humanai_jax.agents.prompts import PromptLibrary
+from humanai_jax.agents.stages import StageReport, failure_reason, kept, read_done, run_stage  # noqa: F401
+from humanai_jax.eval.judge import Rubric, load_rubrics
 from humanai_jax.methods.humanllm import judge as judge_lib
-from humanai_jax.methods.humanllm.readers import iter_jsonl
 
 MIN_QUALIFIED_POSTS = {"reddit": 3, "twitter": 5, "blogger": 3, "amazon": 1}
 POST_TYPES = {"t3", "tweet", "blog", "review"}
@@ -48,24 +50,21 @@ LIMITS = {"rewrite": (10_000, 10_000), "tag": (10_000, 100), "tag_comment": (20_
 # Prompts and truncation
 
 
-@functools.lru_cache(maxsize=None)
+PROMPTS = PromptLibrary("humanai_jax.methods.humanllm")  # prompts/*.txt, prompts/judge_rubrics.json
+
+
 def load_prompt(name: str) -> string.Template:
     """`prompts/<name>.txt` as a `string.Template` ($placeholders)."""
-    path = importlib.resources.files("humanai_jax.methods.humanllm") / "prompts" / f"{name}.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no prompt template {name!r} at {path}")
-    return string.Template(path.read_text(encoding="utf-8"))
+    return PROMPTS.template(name)
 
 
-def render(name: str, **fields) -> str:
+def render(name: str, /, **fields) -> str:
     """Fills a prompt template; a missing field raises KeyError naming it."""
-    return load_prompt(name).substitute(**fields)
+    return PROMPTS.render(name, **fields)
 
 
-@functools.lru_cache(maxsize=None)
 def judge_rubrics() -> dict:
-    path = importlib.resources.files("humanai_jax.methods.humanllm") / "prompts" / "judge_rubrics.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+    return PROMPTS.json("judge_rubrics")
 
 
 def truncate_tokens(text: str, max_tokens: int, tokenizer=None) -> str:
@@ -82,66 +81,7 @@ def utc_time(ts) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Reports and the resumable JSONL runner
-
-
-@dataclasses.dataclass
-class StageReport:
-    kept: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    dropped: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(collections.Counter))
-    skipped_done: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-
-    def count(self, stage: str, reason: str | None, n: int = 1) -> None:
-        if n <= 0:
-            return
-        if reason is None:
-            self.kept[stage] += n
-        else:
-            self.dropped[stage][reason] += n
-
-    def to_dict(self) -> dict:
-        stages = sorted(set(self.kept) | set(self.dropped) | set(self.skipped_done))
-        return {s: {"kept": self.kept[s], "dropped": dict(self.dropped[s]), "skipped_done": self.skipped_done[s]}
-                for s in stages}
-
-    def write(self, path: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-
-
-def read_done(out_path: str, key: str) -> dict[str, dict]:
-    if not os.path.exists(out_path):
-        return {}
-    return {rec[key]: rec for _, rec in iter_jsonl(out_path)}
-
-
-def run_stage(name: str, units: Sequence[dict], out_path: str, key: str,
-              process: Callable[[list[dict]], list[dict]], report: StageReport, *, batch_size: int = 32,
-              progress: bool = True) -> list[dict]:
-    """Processes units not yet in `out_path` in batches; appends results (each with `_drop`) as it goes.
-
-    Returns all output records (earlier runs' and this run's), in input order.
-    """
-    from tqdm.auto import tqdm
-
-    done = read_done(out_path, key)
-    report.skipped_done[name] += sum(u[key] in done for u in units)
-    pending = [u for u in units if u[key] not in done]
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(out_path, "a", encoding="utf-8") as f, tqdm(total=len(pending), desc=name, disable=not progress) as bar:
-        for start in range(0, len(pending), batch_size):
-            for rec in process(pending[start:start + batch_size]):
-                report.count(name, rec.get("_drop"))
-                done[rec[key]] = rec
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            f.flush()
-            bar.update(min(batch_size, len(pending) - start))
-    return [done[u[key]] for u in units if u[key] in done]
-
-
-def kept(records: Iterable[dict]) -> list[dict]:
-    return [r for r in records if r.get("_drop") is None]
+# Reports and the resumable JSONL runner: `humanai_jax.agents.stages` (StageReport, run_stage, kept)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,8 +196,7 @@ def _ask(backend, settings: LLMSettings, kind: str, prompts: list, parse, tag: s
                             max_attempts=settings.max_attempts)
 
 
-def _reason(err: str | None, what: str) -> str:
-    return f"{what}_backend_error" if err and err.startswith("backend") else f"{what}_parse_error"
+_reason = failure_reason
 
 
 # --------------------------------------------------------------------------------------------------
@@ -545,14 +484,15 @@ def post_synthesis(backend, v1_logs: Sequence[dict], v2_logs: Sequence[dict], ou
 # Stage 5: judge
 
 
+@functools.lru_cache(maxsize=None)
+def rubrics() -> dict[str, Rubric]:
+    """The §6 rubric per judged artifact (`prompts/judge_rubrics.json` with the `prompts/judge.txt` template)."""
+    return load_rubrics(judge_rubrics(), template=PROMPTS.text("judge"))
+
+
 def judge_prompt(artifact: str, source: str, generated: str, settings: LLMSettings) -> list[dict]:
-    rub = judge_rubrics()
-    spec = rub["artifacts"][artifact]
-    dims = spec["dimensions"]
-    return settings.prompt(
-        "judge", "judge", "source", source=source, artifact=artifact, instruction=spec["instruction"],
-        generated=generated, dimensions="\n".join(f"- {d}: {rub['dimension_text'][d]}" for d in dims),
-        dimension_tags="".join(f"<{d}>N</{d}>" for d in dims))
+    source = truncate_tokens(source, settings.limits["judge"][0], settings.tokenizer)
+    return rubrics()[artifact].messages(source=source, artifact=artifact, generated=generated)
 
 
 def _parse_judgment(text: str) -> dict[str, int]:

@@ -17,13 +17,15 @@ reference splits the sample list at 90% instead.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import json
 import math
 import os
 import random
 import string
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
+
+from humanai_jax.agents.prompts import PromptLibrary
+from humanai_jax.data import jsonl
 
 SEED = 2025
 CAPS = {  # per platform (Amazon: per category)
@@ -84,20 +86,16 @@ def section(title: str, body: str) -> str:
     return f"{title}\n------\n{body}\n------\n"
 
 
-@functools.lru_cache(maxsize=None)
-def _template(name: str) -> string.Template:
-    path = importlib.resources.files("humanai_jax.methods.humanllm") / "prompts" / "sft" / name
-    return string.Template(path.read_text(encoding="utf-8"))
+SFT_PROMPTS = PromptLibrary("humanai_jax.methods.humanllm", "prompts/sft")
 
 
 def sft_prompt(name: str, **fields) -> str:
-    return _template(f"{name}.txt").substitute(**fields)
+    return SFT_PROMPTS.render(name, **fields)
 
 
 @functools.lru_cache(maxsize=None)
 def item_selection_scenarios() -> list[str]:
-    path = importlib.resources.files("humanai_jax.methods.humanllm") / "prompts" / "sft" / "item_selection_scenarios.json"
-    return json.loads(path.read_text(encoding="utf-8"))
+    return SFT_PROMPTS.json("item_selection_scenarios")
 
 
 def sample(uid: str, source: str, prompt: str, target: str) -> dict:
@@ -407,13 +405,7 @@ def split_all(samples: Iterable[dict], *, length_fn=None, caps: dict | None = No
 
 def write_samples(path: str, samples: Iterable[dict], *, drop_meta: bool = False) -> int:
     """JSONL with one `{uid, source, messages}` per line (`drop_meta` removes uid/source, as the merge does)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    n = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for s in samples:
-            f.write(json.dumps({"messages": s["messages"]} if drop_meta else s, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+    return jsonl.write_jsonl(path, ({"messages": s["messages"]} if drop_meta else s for s in samples))
 
 
 def shuffle_and_shard(train: Sequence[dict], out_dir: str, n_shards: int = 10, seed: int = SEED) -> list[str]:

@@ -7,10 +7,11 @@ A `PlusExample` is one (user context, new prompt, chosen, rejected) item. The su
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
+
+from humanai_jax.data.jsonl import JsonlError, JsonlReader as CoreJsonlReader, write_jsonl
 
 SUMMARY_MARKER = "##Summary"
 SUMMARY_INSTRUCTION = (
@@ -56,40 +57,15 @@ class PlusExample:
         return out
 
 
-class FormatError(ValueError):
+class FormatError(JsonlError):
     """A malformed record; the message names the file and line."""
 
 
-class JsonlReader:
-    """Iterates `(line_number, record)` over a JSONL file and builds errors that name file and line."""
+class JsonlReader(CoreJsonlReader):
+    """The core JSONL reader (`humanai_jax.data.jsonl`) raising `FormatError("path:line: ...")`."""
 
     def __init__(self, path: str):
-        self.path = str(path)
-
-    def __iter__(self) -> Iterator[tuple[int, dict]]:
-        with open(self.path) as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise self.error(number, f"invalid JSON ({e.msg})") from None
-                if not isinstance(record, dict):
-                    raise self.error(number, f"expected a JSON object, found {type(record).__name__}")
-                yield number, record
-
-    def error(self, line: int, message: str) -> FormatError:
-        return FormatError(f"{self.path}:{line}: {message}")
-
-    def require(self, line: int, record: dict, fields: Sequence[str], kind=str) -> None:
-        for field in fields:
-            if field not in record:
-                raise self.error(line, f"missing field {field!r} (has {sorted(record)})")
-            if kind is not None and not isinstance(record[field], kind):
-                raise self.error(
-                    line, f"field {field!r} must be {getattr(kind, '__name__', kind)}, found {type(record[field]).__name__}"
-                )
+        super().__init__(path, error=FormatError)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -204,19 +180,20 @@ def load_plus_jsonl(path: str, *, split: str, seen_user: bool = True, ood: bool 
 
 def write_plus_jsonl(path: str, examples: Sequence[PlusExample]) -> None:
     """Writes examples in the PLUS release format read by `load_plus_jsonl`."""
-    with open(path, "w") as f:
-        for ex in examples:
-            record: dict[str, Any] = {
-                "context_messages": list(ex.context_messages),
-                "context": ex.context_messages[-1]["content"],
-                "reward_prompt": ex.reward.prompt,
-                "chosen": ex.reward.chosen,
-                "rejected": ex.reward.rejected,
-                "train_prompt": ex.train.prompt,
-                "train_chosen": ex.train.chosen,
-                "train_rejected": ex.train.rejected,
-                "user_type": ex.user_type,
-            }
-            if ex.eval is not None:
-                record.update(eval_prompt=ex.eval.prompt, eval_chosen=ex.eval.chosen, eval_rejected=ex.eval.rejected)
-            f.write(json.dumps(record) + "\n")
+    def record_of(ex: PlusExample) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "context_messages": list(ex.context_messages),
+            "context": ex.context_messages[-1]["content"],
+            "reward_prompt": ex.reward.prompt,
+            "chosen": ex.reward.chosen,
+            "rejected": ex.reward.rejected,
+            "train_prompt": ex.train.prompt,
+            "train_chosen": ex.train.chosen,
+            "train_rejected": ex.train.rejected,
+            "user_type": ex.user_type,
+        }
+        if ex.eval is not None:
+            record.update(eval_prompt=ex.eval.prompt, eval_chosen=ex.eval.chosen, eval_rejected=ex.eval.rejected)
+        return record
+
+    write_jsonl(path, (record_of(ex) for ex in examples))

@@ -20,12 +20,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import itertools
-import json
 import os
-from typing import Sequence
 
 import numpy as np
 
+from humanai_jax.data.jsonl import write_jsonl
 from humanai_jax.methods.plus.data import Pair, PlusExample, split_vpl_pair, summarizer_messages, vpl_prompt_to_plus
 
 PROMPT = "Human: Please talk about one kind of pets."
@@ -125,7 +124,9 @@ def _pair_animals(pair_type: int, user_type: str) -> tuple[str, str]:
     return ("dog", "cat") if user_type == "helpful" else ("cat", "dog")
 
 
-def generate_rows(sentences: PetSentences, user_type: str, split: str, *, num_rows: int | None = None, seed: int = 0) -> list[dict]:
+def generate_rows(
+    sentences: PetSentences, user_type: str, split: str, *, num_rows: int | None = None, seed: int = 0
+) -> list[dict]:
     """Rows `{prompt, chosen, rejected, responses, controversial}` of one (user type, split) file."""
     if user_type not in USER_TYPES:
         raise ValueError(f"Unknown Pets user type {user_type!r}; expected one of {USER_TYPES}")
@@ -151,7 +152,9 @@ def generate_rows(sentences: PetSentences, user_type: str, split: str, *, num_ro
     return rows
 
 
-def add_contexts(rows: list[dict], *, context_length: int = CONTEXT_LENGTH, seed: int = 0, pool: list[dict] | None = None) -> list[dict]:
+def add_contexts(
+    rows: list[dict], *, context_length: int = CONTEXT_LENGTH, seed: int = 0, pool: list[dict] | None = None
+) -> list[dict]:
     """Gives each row `context_length` pairs drawn uniformly with replacement from the controversial
     rows of `pool` (default: the same file's rows). Adds `context_length` and `contexts`."""
     pool = rows if pool is None else pool
@@ -167,7 +170,10 @@ def add_contexts(rows: list[dict], *, context_length: int = CONTEXT_LENGTH, seed
     return out
 
 
-def ood_contexts(sentences: PetSentences, user_type: str, split: str, num_rows: int, *, context_length: int = CONTEXT_LENGTH, seed: int = 0) -> list[list[dict]]:
+def ood_contexts(
+    sentences: PetSentences, user_type: str, split: str, num_rows: int, *, context_length: int = CONTEXT_LENGTH,
+    seed: int = 0,
+) -> list[list[dict]]:
     """Pets-OOD contexts (our construction; spec §6.3 is unverified): no dog-versus-cat pairs at all.
 
     Each user is shown only pairs that differ in the one attribute they care about, which the other
@@ -201,9 +207,7 @@ def write_pets(out_dir: str, sentences: PetSentences, *, model_type: str = "none
         rows = add_contexts(generate_rows(sentences, user_type, split, seed=seed), seed=seed)
         path = os.path.join(out_dir, model_type, user_type, f"{split}.jsonl")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+        write_jsonl(path, rows)
         paths.append(path)
     return paths
 

@@ -16,6 +16,8 @@ import numpy as np
 import optax
 import pytest
 
+from humanai_jax import backbone as bb
+from humanai_jax.sharding import ShardingRules, make_mesh, tree_shardings
 from test_backbone_common import (
     VARIANTS,
     forward_jit,
@@ -26,9 +28,6 @@ from test_backbone_common import (
     torch,
     torch_logits,
 )
-
-from humanai_jax import backbone as bb
-from humanai_jax.sharding import ShardingRules, make_mesh, tree_shardings
 
 TOL = 1e-4
 
@@ -239,7 +238,8 @@ def test_sharded_load_places_shards_and_matches(qwen2):
     assert max_diff(sharded, forward_jit(qwen2.params, tokens, config)) <= 1e-5
 
     # Cached forward with a sharded cache and activation hints equals the unsharded one.
-    cache_sh = tree_shardings(rules, bb.cache_logical_axes(config), jax.eval_shape(functools.partial(bb.init_cache, config, 4, 80)))
+    cache_shapes = jax.eval_shape(functools.partial(bb.init_cache, config, 4, 80))
+    cache_sh = tree_shardings(rules, bb.cache_logical_axes(config), cache_shapes)
     cache = jax.device_put(bb.init_cache(config, 4, 80), cache_sh)
     positions = np.broadcast_to(np.arange(72), (4, 72))
     cached = jax.jit(bb.forward_cached, static_argnames=("config", "rules"))
@@ -270,6 +270,34 @@ def test_unrolled_and_remat_paths_agree(qwen2):
         value, g = grad(qwen2.params, dataclasses.replace(qwen2.config, **change))
         assert abs(float(value) - float(base_loss)) <= 1e-6, change
         assert max(max_diff(a, b) for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(base_grad))) <= 1e-6, change
+
+
+def test_full_and_cached_forward_share_one_decoder_block(qwen2, monkeypatch):
+    """Both forwards run every layer through `transformer.decoder_block` (one body; they pass in
+    their attention), and a hand-made attention that reproduces the full path gives the same hidden."""
+    from humanai_jax.backbone import layers as L, transformer as tr
+
+    calls = []
+    real = tr.decoder_block
+    monkeypatch.setattr(tr, "decoder_block", lambda *a, **k: calls.append(1) or real(*a, **k))
+    config = dataclasses.replace(qwen2.config, scan_layers=False)
+    tokens = jnp.asarray(random_tokens(1, 6, seed=72))
+    want = tr.hidden_states(qwen2.params, tokens, config)
+    assert len(calls) == config.n_layers
+    positions = jnp.arange(6)[None]
+    tr.forward_cached(qwen2.params, tokens, config, tr.init_cache(config, 1, 8), positions=positions)
+    assert len(calls) == 2 * config.n_layers
+    monkeypatch.undo()
+    # the block by hand: embed, then each layer with plain causal attention over its own k, v
+    allowed = tr.full_attention_mask(1, 6, config)
+    cos, sin = L.rope_cos_sin(positions, config)
+    attention = lambda q, k, v: (L.attend(q, k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3), allowed, config), None)
+    x = jnp.take(qwen2.params["embed"], tokens, axis=0)
+    for layer in tr.unstack_layers(qwen2.params)["layers"]:
+        x, aux = tr.decoder_block(layer, x, cos, sin, config, attention)
+        assert aux is None
+    got = L.rms_norm(x, qwen2.params["final_norm"], config.rms_eps)
+    assert max_diff(got, want) <= 1e-5
 
 
 # ------------------------------------------------------------------------------------ configs and files

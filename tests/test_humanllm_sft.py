@@ -12,8 +12,7 @@ from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import init_params
 from humanai_jax.backbone.transformer import forward
 from humanai_jax.methods.humanllm import tasks, tokenize
-from humanai_jax.train.losses import cross_entropy
-
+from humanai_jax.train.losses import segment_sums
 
 # ------------------------------------------------------------------------------------------- tasks
 
@@ -236,7 +235,7 @@ def test_packed_batch_gives_same_per_sample_losses(tokenizer):
     def losses(pb):
         batch = {k: jnp.asarray(v) for k, v in pb.as_dict().items()}
         nll, mask = token_nll(params, batch, cfg)
-        s, c = tokenize.per_segment_loss(nll, mask, batch["segment_ids"][:, :-1], 4)
+        s, c = segment_sums(nll, mask, batch["segment_ids"][:, :-1], 4)
         out = {}
         for r, members in enumerate(pb.sample_index):
             for k, i in enumerate(members):
@@ -254,9 +253,12 @@ def test_packed_batch_gives_same_per_sample_losses(tokenizer):
     nll = -np.take_along_axis(np.asarray(logp), tok[1:, None], -1)[:, 0]
     ref = float((nll * m[1:]).sum() / m[1:].sum())
     assert lp[0] == pytest.approx(ref, rel=1e-5)
-    s, c = jax.jit(tokenize.sft_loss_sum, static_argnums=2)(params, {k: jnp.asarray(v) for k, v in
-                                                                      packed.as_dict().items()}, cfg)
+    packed_batch = {k: jnp.asarray(v) for k, v in packed.as_dict().items()}
+    s, c = jax.jit(tokenize.sft_loss_sum, static_argnums=2)(params, packed_batch, cfg)
     assert float(c) == sum(float(m[1:].sum()) for _, m in samples)
+    # the chunked loss (train.loss_chunk) gives the same sum and count; 5 does not divide the row
+    s5, c5 = jax.jit(tokenize.sft_loss_sum, static_argnums=(2, 3, 4))(params, packed_batch, cfg, None, 5)
+    assert float(c5) == float(c) and float(s5) == pytest.approx(float(s), rel=1e-5)
 
 
 def test_mixture_weights_and_order():

@@ -136,7 +136,8 @@ def test_resize_initialises_control_rows_as_the_reference(tokenizer, output_init
     old_v = len(tok)
     soi, eoi = add_item_tokens(tok)
     assert (soi, eoi) == (old_v, old_v + 1) and len(tok) == old_v + 2
-    assert tok("x <SOI> river <EOI>", add_special_tokens=False)["input_ids"][-3:] == [soi, tok.convert_tokens_to_ids("river"), eoi]
+    river = tok.convert_tokens_to_ids("river")
+    assert tok("x <SOI> river <EOI>", add_special_tokens=False)["input_ids"][-3:] == [soi, river, eoi]
     config = ModelConfig.small(vocab_size=old_v, d_model=16, n_layers=1, n_heads=2, tie_embeddings=False)
     params = init_params(config, jax.random.key(0))
     new_config, new = resize_for_item_tokens(params, config, tok, output_init=output_init, rng=jax.random.key(1))

@@ -142,7 +142,8 @@ def test_group_advantages_hand_values():
     std1 = np.std([1, 2, 3], ddof=1)
     std2 = np.std([0, 0, 6], ddof=1)
     np.testing.assert_allclose(
-        L.group_advantages(r, 3), [-1 / (std1 + 1e-6), 0, 1 / (std1 + 1e-6), -2 / (std2 + 1e-6), -2 / (std2 + 1e-6), 4 / (std2 + 1e-6)],
+        L.group_advantages(r, 3),
+        [-1 / (std1 + 1e-6), 0, 1 / (std1 + 1e-6), -2 / (std2 + 1e-6), -2 / (std2 + 1e-6), 4 / (std2 + 1e-6)],
         rtol=1e-5,
     )
     np.testing.assert_allclose(L.group_advantages(r, 3, method="drgrpo"), [-1, 0, 1, -2, -2, 4])

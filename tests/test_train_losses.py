@@ -8,13 +8,25 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+import torch
 
 from humanai_jax import flops
 from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import init_params
 from humanai_jax.backbone.transformer import forward
+from humanai_jax.sharding import ShardingRules, make_mesh
 from humanai_jax.train import optim, step as step_lib
-from humanai_jax.train.losses import chunked_cross_entropy, cross_entropy, next_token_targets
+from humanai_jax.train.losses import (
+    chunked_cross_entropy,
+    chunked_token_logprobs,
+    cross_entropy,
+    hidden_cross_entropy,
+    label_logits,
+    next_token_targets,
+    segment_sums,
+    token_logprobs,
+    token_nll,
+)
 from humanai_jax.train.state import new_train_state
 
 
@@ -101,6 +113,140 @@ def test_next_token_targets_shift():
     np.testing.assert_array_equal(inputs, [[0, 1, 2, 3], [5, 6, 7, 8]])
     np.testing.assert_array_equal(labels, [[1, 2, 3, 4], [6, 7, 8, 9]])
     assert mask.shape == (2, 4) and float(mask.sum()) == 8
+
+
+# ------------------------------------------------------------------------------ the LM loss family vs torch
+
+
+def _torch_logprobs(logits, labels):
+    """log_softmax + gather in torch float64 (labels clipped into range; callers mask the rest)."""
+    z = torch.tensor(np.asarray(logits, np.float64))
+    y = torch.tensor(np.asarray(labels, np.int64)).clamp(0, z.shape[-1] - 1)
+    return torch.log_softmax(z, -1).gather(-1, y[..., None])[..., 0].numpy()
+
+
+def test_family_equals_torch_cross_entropy_and_hand_values():
+    rng = np.random.default_rng(3)
+    logits = (rng.normal(size=(3, 7, 13)) * 4).astype(np.float32)
+    labels = rng.integers(0, 13, size=(3, 7))
+    mask = (rng.random((3, 7)) > 0.3).astype(np.float32)
+    ignored = np.where(mask > 0, labels, -100)
+    ref_nll = torch.nn.functional.cross_entropy(
+        torch.tensor(logits, dtype=torch.float64).reshape(-1, 13), torch.tensor(ignored).reshape(-1),
+        ignore_index=-100, reduction="none").numpy().reshape(3, 7)
+    np.testing.assert_allclose(np.asarray(token_nll(jnp.asarray(logits), jnp.asarray(labels))) * mask, ref_nll,
+                               rtol=1e-5, atol=1e-5)
+    lp = token_logprobs(jnp.asarray(logits), jnp.asarray(ignored))  # -100 is clipped, not NaN
+    assert np.all(np.isfinite(lp))
+    np.testing.assert_allclose(np.asarray(lp), _torch_logprobs(logits, ignored), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(label_logits(jnp.asarray(logits), jnp.asarray(labels))),
+                                  np.take_along_axis(logits, labels[..., None], -1)[..., 0])
+    s, c = cross_entropy(jnp.asarray(logits), jnp.asarray(ignored), jnp.asarray(mask))
+    np.testing.assert_allclose(float(s), ref_nll.sum(), rtol=1e-5)
+    assert float(c) == mask.sum()
+    # gradient of the masked sum w.r.t. the logits equals torch autograd's
+    z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.cross_entropy(z.reshape(-1, 13), torch.tensor(ignored).reshape(-1), ignore_index=-100,
+                                      reduction="sum").backward()
+    g = jax.grad(lambda z: cross_entropy(z, jnp.asarray(ignored), jnp.asarray(mask))[0])(jnp.asarray(logits))
+    np.testing.assert_allclose(np.asarray(g), z.grad.numpy(), rtol=1e-5, atol=1e-6)
+    # by hand: logits (0, log 3) -> p(1) = 3/4; uniform logits over V -> log p = -log V
+    np.testing.assert_allclose(float(token_logprobs(jnp.asarray([0.0, np.log(3.0)]), jnp.asarray(1))),
+                               np.log(0.75), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(token_nll(jnp.zeros((2, 5)), jnp.asarray([0, 4]))), np.log(5.0), rtol=1e-6)
+    with pytest.raises(ValueError, match="token_nll"):
+        token_nll(jnp.zeros((2, 5)), jnp.zeros((3,), jnp.int32))
+
+
+def test_packed_rows_equal_separate_sequences():
+    """Two segments packed in one row (+ padding): the label mask drops the boundary and the padding,
+    and the packed loss and per-segment sums equal torch's CE on each sequence alone."""
+    rng = np.random.default_rng(4)
+    v = 11
+    tokens = jnp.asarray([[3, 1, 4, 1, 5, 9, 2, 6, 0, 0]])
+    seg = jnp.asarray([[1, 1, 1, 1, 2, 2, 2, 2, 0, 0]])
+    loss_w = jnp.asarray([[0, 1, 1, 1, 0, 1, 0, 1, 1, 1]])  # weights on targets (a prompt token at 6)
+    inputs, labels, mask = next_token_targets(tokens, loss_w, segment_ids=seg)
+    np.testing.assert_array_equal(inputs, tokens[:, :-1])
+    np.testing.assert_array_equal(labels, tokens[:, 1:])
+    #           label: 1  4  1  5  9  2  6  0  0   (5 starts segment 2; the 0s are padding)
+    np.testing.assert_array_equal(mask, [[1, 1, 1, 0, 1, 0, 1, 0, 0]])
+    logits = (rng.normal(size=(1, 9, v)) * 3).astype(np.float32)
+    s, c = cross_entropy(jnp.asarray(logits), labels, mask)
+    per_seg_s, per_seg_c = segment_sums(token_nll(jnp.asarray(logits), labels), mask, seg[:, :-1], 3)
+
+    def torch_ce(z, y):
+        return torch.nn.functional.cross_entropy(torch.tensor(z, dtype=torch.float64), torch.tensor(y),
+                                                 reduction="sum").item()
+
+    first = torch_ce(logits[0, 0:3], [1, 4, 1])   # segment 1: tokens 3 1 4 1 -> targets 1 4 1
+    second = torch_ce(logits[0, [4, 6]], [9, 6])  # segment 2: 5 9 2 6 -> targets 9 (2 is a prompt token) 6
+    np.testing.assert_allclose(float(s), first + second, rtol=1e-5)
+    assert float(c) == 5
+    np.testing.assert_allclose(np.asarray(per_seg_s)[0], [first, second, 0.0], rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(per_seg_c)[0], [3, 2, 0])
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 11, 64])
+def test_chunked_logprobs_and_loss_equal_torch(chunk):
+    rng = np.random.default_rng(5)
+    b, t, d, v = 2, 11, 8, 37
+    hidden = rng.normal(size=(b, t, d)).astype(np.float32)
+    head = rng.normal(size=(d, v)).astype(np.float32)
+    labels = rng.integers(0, v, size=(b, t))
+    mask = (rng.random((b, t)) > 0.2).astype(np.float32)
+    project = lambda h: h @ jnp.asarray(head)
+    ref = _torch_logprobs(hidden.astype(np.float64) @ head.astype(np.float64), labels)
+    lp = jax.jit(lambda h: chunked_token_logprobs(h, jnp.asarray(labels), project, chunk_size=chunk))(hidden)
+    assert lp.shape == (b, t)
+    np.testing.assert_allclose(np.asarray(lp), ref, rtol=1e-5, atol=1e-5)
+    for size in (0, chunk):
+        s, c = hidden_cross_entropy(jnp.asarray(hidden), jnp.asarray(labels), jnp.asarray(mask), project,
+                                    chunk_size=size)
+        np.testing.assert_allclose(float(s), -(ref * mask).sum(), rtol=1e-5)
+        assert float(c) == mask.sum()
+    # the gradient of the chunked log-probs equals the plain one
+    cot = jnp.asarray(rng.normal(size=(b, t)), jnp.float32)
+    g_chunk = jax.grad(lambda h: jnp.sum(chunked_token_logprobs(h, jnp.asarray(labels), project,
+                                                                chunk_size=chunk) * cot))(jnp.asarray(hidden))
+    g_plain = jax.grad(lambda h: jnp.sum(token_logprobs(project(h), jnp.asarray(labels)) * cot))(jnp.asarray(hidden))
+    np.testing.assert_allclose(np.asarray(g_chunk), np.asarray(g_plain), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sizes", [(1, 1, 4), (1, 2, 2)], ids=["tp", "fsdp_tp"])
+def test_family_on_explicit_mesh_with_tensor_sharded_vocab(sizes):
+    """Jitted on an Explicit 4-device mesh with the vocab split over `tensor` (the label pick is a
+    one-hot sum, so no gather needs an inferred sharding): values and gradients equal one device."""
+    rules = ShardingRules.create(make_mesh(dict(zip(("data", "fsdp", "tensor"), sizes)), axis_type="explicit"))
+    rng = np.random.default_rng(6)
+    b, t, d, v = 4, 10, 8, 64
+    hidden = rng.normal(size=(b, t, d)).astype(np.float32)
+    head = rng.normal(size=(d, v)).astype(np.float32)
+    labels = rng.integers(0, v, size=(b, t)).astype(np.int32)
+    mask = (rng.random((b, t)) > 0.2).astype(np.float32)
+
+    def losses(hidden, head, labels, mask):
+        project = lambda h: h @ head
+        logits = project(hidden)
+        plain = cross_entropy(logits, labels, mask)
+        chunked = chunked_cross_entropy(hidden, labels, mask, project, chunk_size=4)
+        lp = token_logprobs(logits, labels)
+        clp = chunked_token_logprobs(hidden, labels, project, chunk_size=3)
+        grads = jax.grad(lambda h, w: chunked_cross_entropy(h, labels, mask, lambda x: x @ w, chunk_size=4)[0],
+                         argnums=(0, 1))(hidden, head)
+        return plain, chunked, lp, clp, grads
+
+    want = jax.jit(losses)(hidden, head, labels, mask)
+    put = lambda x, axes: jax.device_put(x, rules.sharding(axes, x.shape))
+    args = (put(hidden, ("batch", "seq", "act_embed")), put(head, ("act_embed", "vocab")),
+            put(labels, ("batch", "seq")), put(mask, ("batch", "seq")))
+    assert "tensor" in str(jax.typeof(args[0] @ args[1]).sharding.spec)  # the vocab is split
+    with jax.set_mesh(rules.mesh):
+        got = jax.jit(losses)(*args)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(got[2]), _torch_logprobs(hidden.astype(np.float64) @ head, labels),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_decay_mask_excludes_norms_and_biases():

@@ -1,14 +1,17 @@
 """The decoder: full-sequence forward (training, scoring) and cached forward (decoding).
 
-Block (pre-norm): x += attn(rms_norm(x)); x += mlp(rms_norm(x)). Layers are stacked on a leading
-axis and run with `lax.scan` (or a Python loop when `config.scan_layers` is False), each wrapped
-in `jax.checkpoint` when `config.remat` asks for it.
+Block (pre-norm): x += attn(rms_norm(x)); x += mlp(rms_norm(x)), written once in `decoder_block`;
+both forwards call it and differ only in the attention they pass in (masked or fused attention over
+the sequence; KV-cache write + attention over the cache). In the full forward the layers are
+stacked on a leading axis and run with `lax.scan` (or a Python loop when `config.scan_layers` is
+False), each wrapped in `jax.checkpoint` when `config.remat` asks for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +38,7 @@ def _run_layers(body: Callable, carry: Any, xs: Any, config: ModelConfig):
         return jax.lax.scan(body, carry, xs)
     ys = []
     for i in range(config.n_layers):
-        carry, y = body(carry, jax.tree.map(lambda a: a[i], xs))
+        carry, y = body(carry, jax.tree.map(lambda a, i=i: a[i], xs))
         ys.append(y)
     return carry, jax.tree.map(lambda *a: jnp.stack(a), *ys) if ys and ys[0] is not None else None
 
@@ -66,9 +69,30 @@ def _kv_head_major(x: jax.Array) -> jax.Array:
     return x.transpose(0, 2, 1, 3)
 
 
-def _mlp_residual(layer, x, config: ModelConfig, rules) -> jax.Array:
+def decoder_block(layer, x: jax.Array, cos: jax.Array, sin: jax.Array, config: ModelConfig, attention: Callable,
+                  rules=None):
+    """One pre-norm decoder layer, the body shared by `hidden_states` and `forward_cached`.
+
+    x += attn(rms_norm(x)); x += mlp(rms_norm(x)) (docs/backbone.md). The two paths differ only in
+    how attention reads keys and values, so that part is passed in:
+    `attention(q [B, T, H, h], k [B, T, K, h], v [B, T, K, h]) -> (out [B, T, H, h], aux)`, with q and
+    k already rotated (RoPE at `cos`, `sin` [B, T, rotary_dim]); the full forward attends over k, v
+    themselves, the cached forward first writes them into its KV-cache buffers and returns the
+    updated buffers as `aux`.
+
+    Args:
+      layer: one layer's params (a slice of the stacked `params["layers"]`).
+      x: [B, T, D] residual stream in the compute dtype.
+    Returns:
+      (x [B, T, D], aux).
+    """
+    h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
+    q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
+    attn, aux = attention(q, k, v)
+    x = x + L.attention_out(layer, attn, config, rules)
+    x = constrain(x, ("batch", "seq", "act_embed"), rules)
     x = x + L.mlp(layer, L.rms_norm(x, layer["mlp_norm"], config.rms_eps), config, rules)
-    return constrain(x, ("batch", "seq", "act_embed"), rules)
+    return constrain(x, ("batch", "seq", "act_embed"), rules), aux
 
 
 # ------------------------------------------------------------------------------------ positions/masks
@@ -167,16 +191,15 @@ def hidden_states(
 
     def body(x, xs):
         layer, flag = xs
-        h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
-        q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
-        if fused:
-            attn = L.fused_causal_attend(q, k, v, config)
-        else:
+
+        def attention(q, k, v):
+            if fused:
+                return L.fused_causal_attend(q, k, v, config), None
             k, v = _kv_head_major(k), _kv_head_major(v)
             attn = L.attend(q, k, v, pick_mask(flag), config, causal_block=config.attention_block, rules=rules)
-        x = x + L.attention_out(layer, attn, config, rules)
-        x = constrain(x, ("batch", "seq", "act_embed"), rules)
-        return _mlp_residual(layer, x, config, rules), None
+            return attn, None
+
+        return decoder_block(layer, x, cos, sin, config, attention, rules)
 
     x, _ = _run_layers(body, _embed(params, tokens, config, rules), (params["layers"], flags), config)
     return L.rms_norm(x, params["final_norm"], config.rms_eps)
@@ -330,17 +353,16 @@ def forward_cached(
     x = _embed(params, tokens, config, rules)
     new_k, new_v = [], []
     for i, layer in enumerate(unstack_layers(params)["layers"]):
-        h = L.rms_norm(x, layer["attn_norm"], config.rms_eps)
-        q, k, v = L.project_qkv(layer, h, cos, sin, config, rules)
-        # Write the T new slots in place (the cache buffers are donated by the decoding loop).
-        k_i = _write_slots(cache.k[i], _kv_head_major(k).astype(cache.k[i].dtype), (0, 0, index, 0), rules)
-        v_i = _write_slots(cache.v[i], _kv_head_major(v).astype(cache.v[i].dtype), (0, 0, index, 0), rules)
-        k_i, v_i = constrain(k_i, CACHE_KV_AXES, rules), constrain(v_i, CACHE_KV_AXES, rules)
         allowed = windowed if flags is not None and flags[i] else full
-        attn = L.attend(q, k_i.astype(dtype), v_i.astype(dtype), allowed, config, rules=rules)
-        x = x + L.attention_out(layer, attn, config, rules)
-        x = constrain(x, ("batch", "seq", "act_embed"), rules)
-        x = _mlp_residual(layer, x, config, rules)
+
+        def attention(q, k, v, i=i, allowed=allowed):
+            # Write the T new slots in place (the cache buffers are donated by the decoding loop).
+            k_i = _write_slots(cache.k[i], _kv_head_major(k).astype(cache.k[i].dtype), (0, 0, index, 0), rules)
+            v_i = _write_slots(cache.v[i], _kv_head_major(v).astype(cache.v[i].dtype), (0, 0, index, 0), rules)
+            k_i, v_i = constrain(k_i, CACHE_KV_AXES, rules), constrain(v_i, CACHE_KV_AXES, rules)
+            return L.attend(q, k_i.astype(dtype), v_i.astype(dtype), allowed, config, rules=rules), (k_i, v_i)
+
+        x, (k_i, v_i) = decoder_block(layer, x, cos, sin, config, attention, rules)
         new_k.append(k_i)
         new_v.append(v_i)
     hidden = L.rms_norm(x, params["final_norm"], config.rms_eps)

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -58,16 +59,18 @@ def merge_params(sft: Any, base: Any, alpha: float = 0.5) -> Any:
     return jax.tree_util.tree_map_with_path(merge, sft, base)
 
 
-def sft_loss_and_grads(params, batch: dict, model_cfg: ModelConfig, accum: int = 1, rules=None):
-    """(mean loss, token count, mean grads) of the assistant-only SFT loss (shared accumulation)."""
-    loss_sum = lambda p, b: tokenize.sft_loss_sum(p, b, model_cfg, rules)
+def sft_loss_and_grads(params, batch: dict, model_cfg: ModelConfig, accum: int = 1, rules=None, loss_chunk: int = 0):
+    """(mean loss, token count, mean grads) of the assistant-only SFT loss (shared accumulation);
+    loss_chunk > 0: chunked cross-entropy (`tokenize.sft_loss_sum`)."""
+    loss_sum = lambda p, b: tokenize.sft_loss_sum(p, b, model_cfg, rules, loss_chunk)
     return accumulate_grads(loss_sum, params, batch, accum, rules)
 
 
 def sft_train_step(state: dict, batch: dict, *, model_cfg: ModelConfig, tx: optax.GradientTransformation,
-                   accum: int = 1, rules=None):
-    """state = `humanai_jax.train.state.new_train_state(...)`; batch = PackedBatch.as_dict() arrays."""
-    loss, count, grads = sft_loss_and_grads(state["params"], batch, model_cfg, accum, rules)
+                   accum: int = 1, rules=None, loss_chunk: int = 0):
+    """state = `humanai_jax.train.state.new_train_state(...)`; batch = PackedBatch.as_dict() arrays;
+    loss_chunk: the config's `train.loss_chunk` (0 = full logits)."""
+    loss, count, grads = sft_loss_and_grads(state["params"], batch, model_cfg, accum, rules, loss_chunk)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     new_state = dict(state, step=state["step"] + 1, params=params, opt_state=opt_state)

@@ -14,14 +14,13 @@ attention never crosses samples and every sample sees the same positions as unpa
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from humanai_jax.backbone.transformer import forward
-from humanai_jax.train.losses import cross_entropy
+from humanai_jax.backbone.transformer import hidden_states, logits_from_hidden
+from humanai_jax.train.losses import hidden_cross_entropy, next_token_targets, token_nll
 
 END_OF_TURN_CANDIDATES = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
 
@@ -134,34 +133,34 @@ def pack(samples: Sequence[tuple[np.ndarray, np.ndarray]], row_len: int, *, pad_
 
 
 def sft_targets(batch: dict[str, jax.Array]):
-    """Shifts packed rows: inputs/positions/segments [B, T], labels [B, T], label mask [B, T] that is 0
-    where the label belongs to another segment than its input (segment boundaries and padding)."""
-    tokens, seg = batch["tokens"], batch["segment_ids"]
-    same = (seg[:, 1:] == seg[:, :-1]) & (seg[:, 1:] > 0)
-    mask = batch["mask"][:, 1:].astype(jnp.float32) * same
-    return tokens[:, :-1], batch["positions"][:, :-1], seg[:, :-1], tokens[:, 1:], mask
+    """Shifts packed rows [B, T+1]: inputs/positions/segments [B, T], labels [B, T], label mask [B, T]
+    that is 0 where the label belongs to another segment than its input (segment boundaries and
+    padding); the shift and mask are `humanai_jax.train.losses.next_token_targets`."""
+    seg = batch["segment_ids"]
+    inputs, labels, mask = next_token_targets(batch["tokens"], batch["mask"], segment_ids=seg)
+    return inputs, batch["positions"][:, :-1], seg[:, :-1], labels, mask
+
+
+def _sft_hidden(params, batch: dict[str, jax.Array], model_cfg, rules):
+    inputs, positions, seg, labels, mask = sft_targets(batch)
+    hidden = hidden_states(params, inputs, model_cfg, positions=positions, segment_ids=seg, rules=rules)
+    return hidden, labels, mask, lambda h: logits_from_hidden(params, h, model_cfg, rules)
 
 
 def sft_token_nll(params, batch: dict[str, jax.Array], model_cfg, rules=None):
-    """Per-token NLL [B, T] (float32) and label mask [B, T] of a packed batch."""
-    inputs, positions, seg, labels, mask = sft_targets(batch)
-    logits = forward(params, inputs, model_cfg, positions=positions, segment_ids=seg, rules=rules)
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
-    return nll, mask
+    """Per-token NLL [B, T] (float32) and label mask [B, T] of a packed batch [B, T+1]
+    (per-segment sums: `humanai_jax.train.losses.segment_sums`)."""
+    hidden, labels, mask, project = _sft_hidden(params, batch, model_cfg, rules)
+    return token_nll(project(hidden), labels), mask
 
 
-def sft_loss_sum(params, batch: dict[str, jax.Array], model_cfg, rules=None):
-    """(sum of masked next-token NLL, number of masked tokens): L = sum m_t nll_t / sum m_t after dividing."""
-    inputs, positions, seg, labels, mask = sft_targets(batch)
-    logits = forward(params, inputs, model_cfg, positions=positions, segment_ids=seg, rules=rules)
-    return cross_entropy(logits, labels, mask)
+def sft_loss_sum(params, batch: dict[str, jax.Array], model_cfg, rules=None, loss_chunk: int = 0):
+    """(sum of masked next-token NLL, number of masked tokens): L = sum m_t nll_t / sum m_t after dividing.
 
-
-def per_segment_loss(nll: jax.Array, mask: jax.Array, seg: jax.Array, max_segments: int) -> tuple[jax.Array, jax.Array]:
-    """Sums masked NLL per segment: returns (sum [B, S], count [B, S]) for segments 1..S."""
-    onehot = jax.nn.one_hot(seg - 1, max_segments, dtype=jnp.float32)  # padding (0) -> all zeros
-    return jnp.einsum("bt,bts->bs", nll * mask, onehot), jnp.einsum("bt,bts->bs", mask, onehot)
+    loss_chunk > 0 computes it `loss_chunk` positions at a time (`train.losses.chunked_cross_entropy`,
+    the `train.loss_chunk` knob of docs/training.md); 0 projects the full [B, T, V] logits."""
+    hidden, labels, mask, project = _sft_hidden(params, batch, model_cfg, rules)
+    return hidden_cross_entropy(hidden, labels, mask, project, chunk_size=loss_chunk)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ item not yet recommended in the reply is appended as `title + <EOI>`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

@@ -1,6 +1,6 @@
-"""RecLM-cgen's scope-mask cross-entropy: at title positions the softmax runs over the trie
-children only (reference: RecAI `RecLM-cgen/train_utils/dataset.py` `get_scope_mask` with the
-default `scope_mask_type=3`, applied as -inf-masked logits before CE).
+"""RecLM-cgen's scope-mask cross-entropy (Liao et al., arXiv 2505.03336): at title positions the
+softmax runs over the trie children only (the reference implementation's default scope mask,
+applied as -inf-masked logits before CE).
 
 Convention: `logits [B, T, V]` at position t predict `targets [B, T]` at t (already shifted);
 targets < 0 are ignored. A target is *inside a span* if it lies strictly between a `<SOI>` target
@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from humanai_jax.decoding.trie import ItemTrie, child_window
+from humanai_jax.train.losses import label_logits
 
 
 def span_nodes(targets: np.ndarray, trie: ItemTrie, *, scope_mask_eoi: bool = False) -> np.ndarray:
@@ -51,10 +52,14 @@ def scope_masked_cross_entropy(
     logits: jax.Array, targets: jax.Array, span_node: jax.Array, trie: ItemTrie
 ) -> jax.Array:
     """Per-token CE `[B, T]` f32 (0 at ignored targets): `logsumexp(scope) - z[target]` where the
-    scope is the trie children of `span_node` (>= 0), else the whole vocabulary."""
+    scope is the trie children of `span_node` (>= 0), else the whole vocabulary; outside spans it
+    equals `humanai_jax.train.losses.token_nll`.
+
+    logits [B, T, V]; targets, span_node [B, T] int. The target logit is the LM loss family's
+    one-hot pick (`train.losses.label_logits`); the light-node scope is still a K-wide gather of
+    the children's logits (`take_along_axis` over V), untried on a vocab-sharded Explicit mesh."""
     z = logits.astype(jnp.float32)
-    safe_target = jnp.maximum(targets, 0)
-    z_target = jnp.take_along_axis(z, safe_target[..., None], axis=-1)[..., 0]
+    z_target = label_logits(z, targets)  # the shared sharding-safe pick (ignored targets clipped, then zeroed)
     full = jax.nn.logsumexp(z, axis=-1)
 
     node = jnp.maximum(span_node, 0)

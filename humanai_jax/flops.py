@@ -82,7 +82,6 @@ def measure_matmul_peak(n: int = 2048, dtype: str = "float32", repeats: int = 10
     train-step MFU is measured against.
     """
     import jax
-    import jax.numpy as jnp
 
     a = jax.random.normal(jax.random.key(0), (n, n), dtype)
     b = jax.random.normal(jax.random.key(1), (n, n), dtype)

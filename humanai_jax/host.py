@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 # glibc tunable -> value. 1 TiB: larger than any heap top this process will free.
 MALLOC_TUNABLES: dict[str, str] = {

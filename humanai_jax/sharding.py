@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -54,7 +55,7 @@ class ShardingRules:
     table: tuple[tuple[str, tuple[str, ...]], ...]
 
     @classmethod
-    def create(cls, mesh, table: Mapping[str, Sequence[str]] | None = None) -> "ShardingRules":
+    def create(cls, mesh, table: Mapping[str, Sequence[str]] | None = None) -> ShardingRules:
         table = dict(DEFAULT_RULES if table is None else table)
         return cls(mesh, tuple((k, tuple(v)) for k, v in sorted(table.items())))
 

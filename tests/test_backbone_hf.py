@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import pytest
 
+from humanai_jax import backbone as bb
 from test_backbone_common import (
     VARIANTS,
     forward_jit,
@@ -24,8 +25,6 @@ from test_backbone_common import (
     torch,
     torch_logits,
 )
-
-from humanai_jax import backbone as bb
 
 TOL = 1e-4  # gate; observed ~1e-6
 

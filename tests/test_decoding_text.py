@@ -3,7 +3,6 @@ checkpoint directory (model + tokenizer made locally) against transformers."""
 
 import json
 
-import numpy as np
 import pytest
 
 from humanai_jax.backbone import load_pretrained

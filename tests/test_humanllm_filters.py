@@ -1,13 +1,12 @@
 """Readers and rule filters of the HumanLLM pipeline (spec §2-§3) on hand-built records and real blogs."""
 
 import gzip
-import itertools
 import json
 
 import numpy as np
 import pytest
-from conftest import require_shared
 
+from conftest import require_shared
 from humanai_jax.methods.humanllm import filters, kcore, readers, schema
 
 T = filters.default_thresholds()

@@ -144,7 +144,8 @@ def test_plus_jsonl_roundtrip_and_errors(tmp_path, sentences):
 
 
 def _uf_row(prompt, chosen, rejected, n_ctx=2):
-    ctx = [{"original_id": i, "chosen": f"Human: q{i}\n\nAssistant: good", "rejected": f"Human: q{i}\n\nAssistant: bad"} for i in range(n_ctx)]
+    ctx = [{"original_id": i, "chosen": f"Human: q{i}\n\nAssistant: good", "rejected": f"Human: q{i}\n\nAssistant: bad"}
+           for i in range(n_ctx)]
     return {
         "Index": 0, "original_idx": 0, "prompt": prompt,
         "chosen": f"Human: {prompt}\n\nAssistant: {chosen}", "rejected": f"Human: {prompt}\n\nAssistant: {rejected}",

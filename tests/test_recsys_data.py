@@ -4,8 +4,8 @@ import collections
 
 import numpy as np
 import pytest
-from conftest import require_shared
 
+from conftest import require_shared
 from humanai_jax.recsys import data
 
 

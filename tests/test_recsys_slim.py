@@ -109,7 +109,6 @@ def test_itemknn_matches_numpy(small_x):
 def test_ml1m_slim_reaches_reference_quality():
     """SLIM(X) on the real ML1M_m1 with the reference settings reaches the reference code's figure."""
     from conftest import require_shared
-
     from humanai_jax.recsys import data, ranking
 
     d = data.load_lightgcn_text(str(require_shared("recsys/ml1m_m1")))

@@ -5,7 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from humanai_jax.data import TokenWindows, generate_corpus, load_tokenizer, read_text_corpus, tokenize_documents, train_tokenizer
+from humanai_jax.data import (
+    TokenWindows,
+    generate_corpus,
+    load_tokenizer,
+    read_text_corpus,
+    tokenize_documents,
+    train_tokenizer,
+)
 
 
 @pytest.fixture(scope="module")

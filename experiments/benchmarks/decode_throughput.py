@@ -107,7 +107,8 @@ def bytes_per_step(params, config, batch: int, prompt_len: int, new_tokens: int)
     row per token), plus the KV cache slots our engine attends over (S_max per row)."""
     leaves = jax.tree.leaves({k: v for k, v in params.items() if k != "embed"})
     weights = sum(x.size * x.dtype.itemsize for x in leaves) + batch * config.d_model * jnp.dtype(config.dtype).itemsize
-    s_max = engine.round_up(engine.bucket(prompt_len, engine.PROMPT_BUCKETS) + engine.bucket(new_tokens, engine.NEW_TOKEN_BUCKETS), 128)
+    buckets = engine.bucket(prompt_len, engine.PROMPT_BUCKETS) + engine.bucket(new_tokens, engine.NEW_TOKEN_BUCKETS)
+    s_max = engine.round_up(buckets, 128)
     itemsize = jnp.dtype(config.dtype).itemsize
     cache = 2 * config.n_layers * batch * s_max * config.n_kv_heads * config.head_dim * itemsize
     return {"weights": weights, "cache": cache, "s_max": s_max}
@@ -189,7 +190,8 @@ def main():
     build_s = time.perf_counter() - t
     sizes = trie.nbytes()
     print(f"catalogue {args.items} items, {trie.num_nodes} nodes, {trie.num_heavy} heavy: build {build_s:.1f} s, "
-          f"device memory {sizes['total'] / 2**20:.1f} MiB (heavy rows {(sizes['heavy_allowed'] + sizes['heavy_child']) / 2**20:.1f},"
+          f"device memory {sizes['total'] / 2**20:.1f} MiB "
+          f"(heavy rows {(sizes['heavy_allowed'] + sizes['heavy_child']) / 2**20:.1f},"
           f" item_path {sizes['item_path'] / 2**20:.1f}, CSR+nodes "
           f"{(sizes['total'] - sizes['heavy_allowed'] - sizes['heavy_child'] - sizes['item_path']) / 2**20:.1f})")
     con = ItemConstraint(trie.to_device(), max_items=32)
@@ -198,8 +200,8 @@ def main():
     for b in [int(x) for x in args.batches.split(",")]:
         prompts = rng.integers(1, soi, size=(b, args.prompt_len)).tolist()
         free, cons = interleaved(
-            lambda: generate(biased, config, prompts, max_new_tokens=n, **kw),
-            lambda: generate(biased, config, prompts, max_new_tokens=n, constraint=con, **kw),
+            lambda prompts=prompts: generate(biased, config, prompts, max_new_tokens=n, **kw),
+            lambda prompts=prompts: generate(biased, config, prompts, max_new_tokens=n, constraint=con, **kw),
             repeats=max(3, args.repeats),
         )
         toks, _ = generate(biased, config, prompts, max_new_tokens=n, constraint=con, **kw)

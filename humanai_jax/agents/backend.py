@@ -31,7 +31,8 @@ import os
 import re
 import threading
 import time
-from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, Sequence, TypedDict, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol, TypedDict
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class Message(TypedDict):
     content: str
 
 
-ResponseFormat = Union[None, Literal["json"], Mapping[str, Any]]  # a mapping is a JSON schema
+ResponseFormat = None | Literal["json"] | Mapping[str, Any]  # a mapping is a JSON schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,7 @@ class GenConfig:
             raise ValueError(f"GenConfig.response_format must be None, 'json' or a JSON schema dict, "
                              f"got {self.response_format!r}")
 
-    def replace(self, **changes) -> "GenConfig":
+    def replace(self, **changes) -> GenConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -102,7 +103,7 @@ class ChatResult:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ChatResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> ChatResult:
         return cls(**{f.name: d.get(f.name) for f in dataclasses.fields(cls) if f.name in d})
 
 
@@ -279,7 +280,7 @@ class OpenAICompatBackend:
 
 
 Predicate = Callable[[Sequence[Message]], bool]
-Response = Union[str, Callable[[Sequence[Message]], str], list]
+Response = str | Callable[[Sequence[Message]], str] | list
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ Not supported (raise): `repetition_penalty`; `response_format` is accepted as a 
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np

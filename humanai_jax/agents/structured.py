@@ -17,7 +17,8 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from humanai_jax.agents.backend import ChatBackend, GenConfig, Message
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -210,7 +211,7 @@ class ModelConfig:
         model_type: str = "qwen2",
         tie_embeddings: bool = True,
         **overrides,
-    ) -> "ModelConfig":
+    ) -> ModelConfig:
         """A from-scratch model of a family ("qwen2": qkv bias; "llama": none; also qwen3/mistral/phi3)."""
         n_kv_heads = n_kv_heads or n_heads
         fields = dict(
@@ -231,7 +232,7 @@ class ModelConfig:
         return cls(**fields)
 
     @classmethod
-    def from_hf_dict(cls, d: Mapping[str, Any], **overrides) -> "ModelConfig":
+    def from_hf_dict(cls, d: Mapping[str, Any], **overrides) -> ModelConfig:
         """Reads a HF `config.json` dict (transformers v4 or v5 layout). `overrides` set our own fields
         (e.g. dtype="bfloat16", scan_layers=False)."""
         return cls(**{**_fields_from_hf(dict(d)), **overrides})

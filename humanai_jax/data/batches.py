@@ -60,7 +60,7 @@ class TokenWindows:
         for b in range(n if max_batches is None else min(n, max_batches)):
             yield np.stack([self.window(b * batch_size + i) for i in range(batch_size)])
 
-    def split(self, eval_fraction: float) -> tuple["TokenWindows", "TokenWindows"]:
+    def split(self, eval_fraction: float) -> tuple[TokenWindows, TokenWindows]:
         """(train, eval) split at a window boundary: the last `eval_fraction` of the stream is eval."""
         n_eval = max(1, int(self.num_windows * eval_fraction)) if eval_fraction > 0 else 0
         cut = (self.num_windows - n_eval) * self.seq_len

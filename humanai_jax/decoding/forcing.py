@@ -13,7 +13,8 @@ appends the title and re-runs `generate` from scratch each time.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +41,7 @@ class Retriever:
     trigger_id: int = 0
     max_items: int = 32
 
-    def init_state(self, batch: int) -> "ForcingState":
+    def init_state(self, batch: int) -> ForcingState:
         f = self.item_tokens.shape[1]
         return ForcingState(
             tokens=jnp.zeros((batch, f), jnp.int32),
@@ -50,7 +51,7 @@ class Retriever:
             n_picked=jnp.zeros((batch,), jnp.int32),
         )
 
-    def pick(self, hidden: jax.Array, state: "ForcingState") -> jax.Array:
+    def pick(self, hidden: jax.Array, state: ForcingState) -> jax.Array:
         """`hidden [B, D]` -> `[B]` best item not yet picked by the row."""
         scores = self.score_fn(self.params, hidden).astype(jnp.float32)  # [B, I]
         rows = jnp.arange(scores.shape[0])[:, None]

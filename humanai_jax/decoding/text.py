@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -123,7 +123,10 @@ def stream_text(
     checkpoint_dir=None, skip_special_tokens: bool = True, **generate_kwargs,
 ) -> Iterator[str]:
     """Yields text deltas for one conversation as tokens are decoded."""
-    prompt = chat_prompt_ids(tokenizer, conversation) if not isinstance(conversation, str) else tokenizer(conversation)["input_ids"]
+    if isinstance(conversation, str):
+        prompt = tokenizer(conversation)["input_ids"]
+    else:
+        prompt = chat_prompt_ids(tokenizer, conversation)
     generate_kwargs.setdefault("stop_token_ids", stop_token_ids(tokenizer, checkpoint_dir))
     if tokenizer.pad_token_id is not None:
         generate_kwargs.setdefault("pad_id", tokenizer.pad_token_id)

@@ -27,7 +27,7 @@ reply's emitted items, and the O(B·V) select every logits mask needs. Nothing l
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -77,10 +77,10 @@ class ItemTrie:
         sizes["total"] = sum(sizes.values())
         return sizes
 
-    def to_device(self) -> "ItemTrie":
+    def to_device(self) -> ItemTrie:
         return jax.tree.map(jnp.asarray, self)
 
-    def to_host(self) -> "ItemTrie":
+    def to_host(self) -> ItemTrie:
         return jax.tree.map(np.asarray, self)
 
     # ------------------------------------------------------------------ host-side navigation

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,7 +42,7 @@ class Interactions:
     name: str
     train: sp.csr_matrix
     test: sp.csr_matrix
-    valid: Optional[sp.csr_matrix]
+    valid: sp.csr_matrix | None
     train_pairs: np.ndarray
 
     @property
@@ -125,7 +124,7 @@ def read_user_item_lists(path: str) -> np.ndarray:
     return np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)], 1).reshape(-1, 2)
 
 
-def load_lightgcn_text(directory: str, name: Optional[str] = None) -> Interactions:
+def load_lightgcn_text(directory: str, name: str | None = None) -> Interactions:
     """Loads `train.txt`, `test.txt` and (if present) `valid.txt` from a LightGCN/BARS folder."""
     for required in ("train.txt", "test.txt"):
         if not os.path.exists(os.path.join(directory, required)):

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -205,13 +206,13 @@ def train_dense(
     *,
     key,
     max_epochs: int,
-    select: Optional[Callable[[jax.Array, jax.Array], dict]] = None,
+    select: Callable[[jax.Array, jax.Array], dict] | None = None,
     select_metric: str = "recall@20",
     eval_every: int = 5,
     eval_every_after: int = 50,
     patience: int = 50,
-    log: Optional[Callable[..., Any]] = None,
-    fixed_epochs: Optional[int] = None,
+    log: Callable[..., Any] | None = None,
+    fixed_epochs: int | None = None,
 ) -> DenseResult:
     """Trains with Adam; evaluates `select(user_emb, item_emb)` on the UltraGCN schedule (every
     `eval_every` epochs, every epoch from `eval_every_after`) and keeps the best embeddings; stops after

@@ -8,7 +8,7 @@ Item-item scoring helpers for sparse X live here too.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -11,7 +11,7 @@ training items masked with -inf, averaged over ALL users (users without test ite
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from humanai_jax.agents import GenConfig
 from humanai_jax.eval import stats

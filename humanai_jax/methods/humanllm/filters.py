@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
-from typing import Iterable
+from collections.abc import Iterable
 
 import ml_collections
 import numpy as np

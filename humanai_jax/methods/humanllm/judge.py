@@ -7,7 +7,7 @@ wording and prompt are data (`prompts/judge_rubrics.json`, `prompts/judge.txt`).
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from humanai_jax.eval.judge import parse_scores, passes_thresholds
 

@@ -27,7 +27,8 @@ import json
 import os
 import re
 import zipfile
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from humanai_jax.data import jsonl
 

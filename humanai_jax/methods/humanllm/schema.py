@@ -47,13 +47,13 @@ def _parse_twitter_date(date) -> float | None:
     if isinstance(date, (int, float)):
         return float(date)
     return datetime.datetime.fromisoformat(str(date).replace("Z", "+00:00")).replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+        tzinfo=datetime.UTC).timestamp()
 
 
 def blogger_logs(rows: list[dict]) -> list[dict]:
     """One author's filtered rows (already sorted by date)."""
     return [_log(r["id"], f"blogger:{r['id']}:{k}", "blogger",
-                 parse_blog_date(r["date"]).replace(tzinfo=datetime.timezone.utc).timestamp(), "blog", r["text"])
+                 parse_blog_date(r["date"]).replace(tzinfo=datetime.UTC).timestamp(), "blog", r["text"])
             for k, r in enumerate(rows)]
 
 

@@ -22,7 +22,8 @@ import datetime
 import functools
 import json
 import string
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from humanai_jax.agents import NULL, GenConfig, batch_structured, extract_json, is_null_reply, parse_xml_tags
 from humanai_jax.agents.prompts import PromptLibrary
@@ -77,7 +78,7 @@ def truncate_tokens(text: str, max_tokens: int, tokenizer=None) -> str:
 
 
 def utc_time(ts) -> str:
-    return datetime.datetime.fromtimestamp(float(ts), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.datetime.fromtimestamp(float(ts), datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ def posts_block(logs: Sequence[dict], *, with_dates: bool = True, field: str = "
     return "\n\n".join(parts)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)  # frozen: safe as a shared default argument
 class LLMSettings:
     """Decoding settings of the reference: generator temperature 0.3 and the token limits of spec §1."""
 
@@ -259,7 +260,7 @@ def select_for_v2(logs: Sequence[dict], platform: str, report: StageReport, cap:
         by_user[log["uid"]].append(log)
     selected = []
     order = {"high": 0, "medium": 1}
-    for uid, user_logs in by_user.items():
+    for _uid, user_logs in by_user.items():
         posts = [g for g in user_logs if is_post(g) and v1_qualified(g, platform)]
         comments = [g for g in user_logs if g.get("type") == "t1" and (g.get("tag_v1") or {}).get("quality") == "high"
                     and g["tag_v1"].get("harmless") == "yes"]
@@ -419,7 +420,7 @@ def post_synthesis(backend, v1_logs: Sequence[dict], v2_logs: Sequence[dict], ou
     v2_ids = {g["log_id"]: g for g in kept(v2_logs) if v2_qualified(g)}
     jobs: dict[str, list[str]] = collections.defaultdict(list)
     units = {}
-    for uid, logs in users.items():
+    for _uid, logs in users.items():
         qualified = [g for g in logs if is_post(g) and v1_qualified(g, platform)]
         if len(qualified) < MIN_QUALIFIED_POSTS[platform]:
             report.count("post_synthesis", "user_too_few_qualified_posts", len(qualified))
@@ -484,7 +485,7 @@ def post_synthesis(backend, v1_logs: Sequence[dict], v2_logs: Sequence[dict], ou
 # Stage 5: judge
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rubrics() -> dict[str, Rubric]:
     """The §6 rubric per judged artifact (`prompts/judge_rubrics.json` with the `prompts/judge.txt` template)."""
     return load_rubrics(judge_rubrics(), template=PROMPTS.text("judge"))
@@ -542,7 +543,7 @@ def judge_posts(backend, post_records: Sequence[dict], out_path: str, platform: 
                          if artifact == "social_qa" else a["body"])
             prompts.append(judge_prompt(artifact, p["rewrite_v1"], generated, settings))
         results = _ask(backend, settings, "judge", prompts, _parse_judgment, "humanllm.judge.post", judge=True)
-        for (p, artifact, a), (scores, err) in zip(items, results):
+        for (_p, artifact, a), (scores, err) in zip(items, results):
             metrics = judge_lib.thresholds_for(artifact, a.get("variant"), platform)
             a["judge"] = scores
             a["keep"] = err is None and judge_lib.check_quality(scores, metrics)

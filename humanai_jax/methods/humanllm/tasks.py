@@ -22,7 +22,7 @@ import math
 import os
 import random
 import string
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from humanai_jax.agents.prompts import PromptLibrary
 from humanai_jax.data import jsonl
@@ -93,7 +93,7 @@ def sft_prompt(name: str, **fields) -> str:
     return SFT_PROMPTS.render(name, **fields)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def item_selection_scenarios() -> list[str]:
     return SFT_PROMPTS.json("item_selection_scenarios")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from humanai_jax.data.jsonl import JsonlError, JsonlReader as CoreJsonlReader, write_jsonl
 

@@ -11,7 +11,7 @@ our construction is documented in `prism_examples`.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

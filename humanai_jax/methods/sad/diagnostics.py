@@ -11,7 +11,7 @@ SNR is invariant to scaling a model's scores, so sparse, dense and fused values 
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import jax.numpy as jnp
 import numpy as np

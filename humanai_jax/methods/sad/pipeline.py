@@ -17,16 +17,15 @@ Protocols (spec §8):
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
 import scipy.sparse as sp
 
-from humanai_jax.recsys import data as data_lib
-from humanai_jax.recsys import dense as dense_lib
-from humanai_jax.recsys import neighbors, ranking, slim
 from humanai_jax.methods.sad import alignment
+from humanai_jax.recsys import data as data_lib, dense as dense_lib, neighbors, ranking, slim
 
 
 def fit_sparse_view(x: sp.csr_matrix, cfg, seed: int):
@@ -66,8 +65,8 @@ def run_pipeline(
     target: sp.csr_matrix,
     cfg,
     *,
-    fixed: Optional[dict] = None,
-    log: Optional[Callable[..., Any]] = None,
+    fixed: dict | None = None,
+    log: Callable[..., Any] | None = None,
     tag: str = "",
 ) -> dict:
     """Runs steps 1-5 on train `x` [U, I] with train `pairs` [P, 2], evaluating on `target` [U, I].

@@ -17,18 +17,15 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from humanai_jax import checkpoint as ckpt_lib
-from humanai_jax import experiment
+from humanai_jax import checkpoint as ckpt_lib, experiment
 from humanai_jax.agents import GenConfig
 from humanai_jax.agents.jax_backend import JaxChatBackend
 from humanai_jax.backbone.params import init_params, param_logical_axes
 from humanai_jax.methods.humanllm import evaluation, sft, synthetic, tasks, tokenize
 from humanai_jax.methods.humanllm.readers import iter_jsonl
-from humanai_jax.train import runtime as loop, optim
-from humanai_jax.train import state as state_lib
+from humanai_jax.train import optim, runtime as loop, state as state_lib
 
 
 def _print(*args):
@@ -115,7 +112,7 @@ def _encode_fitting(tokenizer, samples, row_len):
 
 # ============================================================================ model
 def model_and_params(config, tokenizer, rules, params_sh_fn):
-    from experiments.lm import model_config  # same model block as the generic trainer
+    from humanai_jax.train.model_block import model_config  # the model block every trainer uses
 
     model_cfg = model_config(config, tokenizer)
     if config.model.hf_path:

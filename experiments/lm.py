@@ -12,35 +12,30 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
-import subprocess
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
-from humanai_jax import checkpoint as ckpt_lib
 from humanai_jax import experiment, flops
-from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.params import init_params, param_logical_axes
-from humanai_jax.data import TokenWindows, generate_corpus, load_tokenizer, read_text_corpus, tokenize_documents, train_tokenizer
-from humanai_jax.train import runtime as loop, optim, state as state_lib, step as step_lib
+from humanai_jax.data import (
+    TokenWindows,
+    generate_corpus,
+    load_tokenizer,
+    read_text_corpus,
+    tokenize_documents,
+    train_tokenizer,
+)
+from humanai_jax.train import optim, runtime as loop, state as state_lib, step as step_lib
+from humanai_jax.train.model_block import initial_params, model_config
+from humanai_jax.train.trainer import CheckpointConfig, Trainer, TrainerConfig, TrainTask
 
 
 def _print(*args):
     if jax.process_index() == 0:
         print(*args, flush=True)
-
-
-def _git_hash() -> str:
-    try:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        return subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip()
-    except Exception:  # not a git checkout (installed package)
-        return ""
 
 
 # ============================================================================ data
@@ -70,45 +65,12 @@ def build_data(config, workdir: str):
     return tokenizer, train, evals
 
 
-# ============================================================================ model
-def model_config(config, tokenizer) -> ModelConfig:
-    """ModelConfig from `config.model`: a HF `config.json` when `hf_path` is set, else a fresh one."""
-    m = config.model
-    own = dict(dtype=m.dtype, param_dtype=m.param_dtype, scan_layers=m.scan_layers, remat=m.remat)
-    if m.hf_path:
-        with open(os.path.join(m.hf_path, "config.json")) as f:
-            return ModelConfig.from_hf_dict(json.load(f), **own)
-    vocab = m.vocab_size or -(-len(tokenizer) // 128) * 128  # pad to a multiple of 128 (shards evenly)
-    if vocab < len(tokenizer):
-        raise ValueError(f"model.vocab_size={vocab} is smaller than the tokenizer ({len(tokenizer)} tokens)")
-    return ModelConfig.small(
-        vocab_size=vocab, d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, n_kv_heads=m.n_kv_heads,
-        head_dim=m.head_dim or None, mlp_dim=m.mlp_dim, model_type=m.family, tie_embeddings=m.tie_embeddings,
-        eos_token_id=tokenizer.eos_token_id, **own,
-    )
-
-
-def initial_params(config, model_cfg: ModelConfig, rules, params_shardings, rng):
-    """Fresh parameters born sharded (`jit(init, out_shardings)`), or a HF checkpoint loaded onto the mesh."""
-    if config.model.hf_path:
-        from humanai_jax.backbone import load_pretrained
-
-        loaded_cfg, params = load_pretrained(config.model.hf_path, dtype=model_cfg.params_dtype, mesh=rules.mesh, rules=rules)
-        if (loaded_cfg.vocab_size, loaded_cfg.d_model, loaded_cfg.n_layers) != (
-            model_cfg.vocab_size, model_cfg.d_model, model_cfg.n_layers
-        ):
-            raise ValueError(f"{config.model.hf_path}: loaded config {loaded_cfg} does not match {model_cfg}")
-        return jax.device_put(params, params_shardings)
-    return jax.jit(functools.partial(init_params, model_cfg), out_shardings=params_shardings)(rng)
-
-
 # ============================================================================ run
 def run(config, workdir: str) -> dict:
     # --- 1. start-up: several hosts? -----------------------------------------------------------
     loop.maybe_initialize_distributed(config.train.distributed)
     loop.quiet_library_info_logs()
     main = loop.is_main_process()
-    metrics_log = experiment.MetricsLog(workdir, enabled=main)
     mesh, rules = loop.mesh_and_rules(config)
     _print(f"Mesh {dict(mesh.shape)} on {jax.device_count()} {jax.devices()[0].platform} devices, "
            f"{jax.process_count()} process(es)")
@@ -126,126 +88,70 @@ def run(config, workdir: str) -> dict:
         tx, schedule = optim.make_optimizer(config.optim, t.steps)
         step_cfg = step_lib.StepConfig(model=model_cfg, accum_steps=t.grad_accum, loss_chunk=t.loss_chunk, rules=rules)
 
-        # --- 4. train state: abstract shapes + shardings, then restore or create ------------------
+        # --- 4. the task: state born sharded (or loaded), the step, batches as a function of the step
         abstract_state, state_sh = state_lib.train_state_shardings(
             lambda r: init_params(model_cfg, r), param_logical_axes(model_cfg), tx, rules
         )
-        ckpt_dir = config.ckpt.dir or os.path.join(workdir, "checkpoints")
-        checkpointer = ckpt_lib.Checkpointer(
-            ckpt_dir, max_to_keep=config.ckpt.keep, save_interval_steps=config.ckpt.every,
-            async_save=config.ckpt.async_save,
-        )
-        start_step, state, meta = (None, None, None)
-        if config.ckpt.resume:
-            start_step, state, meta = checkpointer.restore_latest(abstract_state)
-        if state is None:
-            start_step = 0
-            params_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+
+        def init(rng):
+            params_rng, state_rng = jax.random.split(rng)
             params = initial_params(config, model_cfg, rules, state_sh["params"], params_rng)
             state = jax.jit(
                 lambda p, r: state_lib.new_train_state(p, tx, r), out_shardings=state_sh, donate_argnums=0
             )(params, state_rng)
             _print(f"Initialised {'from ' + config.model.hf_path if config.model.hf_path else 'from scratch'}: "
                    f"{sum(x.size for x in jax.tree.leaves(state['params'])):,} parameters")
-        else:
-            if meta.get("data_position") != start_step or meta.get("data_seed") != config.data.seed:
-                raise ValueError(f"checkpoint {start_step} was written for data position/seed {meta}; "
-                                 f"this run expects position {start_step}, seed {config.data.seed}")
-            _print(f"Resumed from checkpoint {start_step} in {ckpt_dir}")
+            return state
 
-        # --- 5. compile the step ahead of time; print its memory plan ---------------------------
         b_sh = loop.batch_sharding(rules)
-        abstract_batch = {"tokens": jax.ShapeDtypeStruct((batch_size, seq_len + 1), jnp.int32, sharding=b_sh)}
-        train_step = jax.jit(
-            functools.partial(step_lib.train_step, cfg=step_cfg, tx=tx, schedule=schedule),
-            in_shardings=(state_sh, {"tokens": b_sh}), out_shardings=(state_sh, None), donate_argnums=0,
-        )
-        compiled = train_step.lower(abstract_state, abstract_batch).compile()
-        plan = loop.memory_plan(abstract_state, compiled)
-        _print(loop.format_memory_plan(plan))
-        eval_step = jax.jit(functools.partial(step_lib.eval_step, cfg=step_cfg), in_shardings=(state_sh["params"], {"tokens": b_sh}))
-
         step_flops = flops.train_step_flops(model_cfg, batch_size, seq_len)
+        task = TrainTask(
+            init=init, abstract_state=abstract_state, state_shardings=state_sh,
+            step=functools.partial(step_lib.train_step, cfg=step_cfg, tx=tx, schedule=schedule),
+            batch_at=lambda step: {"tokens": train_windows.batch(
+                step, batch_size, process_index=jax.process_index(), process_count=jax.process_count())},
+            abstract_batch={"tokens": jax.ShapeDtypeStruct((batch_size, seq_len + 1), jnp.int32, sharding=b_sh)},
+            fingerprint={"seed": config.seed, "data": config.data.to_dict(), "model": dataclasses.asdict(model_cfg)},
+            tokens_per_step=batch_size * seq_len, flops_per_step=step_flops,
+        )
         peak = t.peak_flops * jax.device_count() if t.peak_flops else _default_peak()
-        _print(f"Model FLOPs per step {step_flops:.3e} (6N + attention), compiled step FLOPs "
-               f"{plan.get('compiled_flops_per_step_per_device', float('nan')):.3e} per device; peak {peak or float('nan'):.3e} FLOP/s")
+        _print(f"Model FLOPs per step {step_flops:.3e} (6N + attention); peak {peak or float('nan'):.3e} FLOP/s")
+        trainer = Trainer(
+            workdir,
+            TrainerConfig(steps=t.steps, seed=config.seed, log_every=t.log_every, progress=t.progress,
+                          peak_flops=peak, slow_step_s=t.slow_step_s),
+            CheckpointConfig.from_config(config.ckpt),
+        )
 
-        def batch_at(step: int):
-            local = train_windows.batch(step, batch_size, process_index=jax.process_index(), process_count=jax.process_count())
-            return loop.global_batch({"tokens": local}, b_sh)
+        # --- 5. evaluation as a hook --------------------------------------------------------------
+        eval_step = jax.jit(functools.partial(step_lib.eval_step, cfg=step_cfg),
+                            in_shardings=(state_sh["params"], {"tokens": b_sh}))
+        if eval_windows is not None and eval_windows.num_windows < batch_size:
+            raise ValueError(f"the eval split has {eval_windows.num_windows} windows of {seq_len} tokens, fewer "
+                             f"than one batch ({batch_size}): raise data.num_docs or data.eval_fraction, or set "
+                             "train.eval_every=0")
+        last_eval = {}
 
-        def evaluate() -> dict:
-            if eval_windows is None:
-                return {}
+        def evaluate(step: int, state) -> dict:
             total = count = 0.0
             per_host = batch_size // jax.process_count()
             for rows in eval_windows.sequential_batches(batch_size, t.eval_batches):
                 local = rows[jax.process_index() * per_host : (jax.process_index() + 1) * per_host]
                 s, c = eval_step(state["params"], loop.global_batch({"tokens": local}, b_sh))
                 total, count = total + float(s), count + float(c)
-            loss = total / max(count, 1.0)
-            return {"eval_loss": loss, "eval_ppl": float(np.exp(min(loss, 50.0)))}
+            loss = total / count
+            last_eval.update(eval_loss=loss, eval_ppl=float(np.exp(min(loss, 50.0))))
+            _print(f"step {step}: eval loss {loss:.4f}")
+            return dict(last_eval)
 
-        def save(step: int, force: bool = False):
-            meta = {"data_position": step, "data_seed": config.data.seed, "git": _git_hash(),
-                    "config": json.loads(config.to_json_best_effort())}
-            return checkpointer.save(step, state, meta, force=force)
+        if t.eval_every and eval_windows is not None:
+            trainer.add_hook(evaluate, every=t.eval_every)
 
-        # --- 6. the loop --------------------------------------------------------------------------
-        step, pending, preempted, last_eval = start_step, [], False, {}
-        throughput = loop.Throughput(step_flops, batch_size * seq_len, peak)
-        bar = _progress(t, start_step, main)
-
-        def flush():
-            """One host sync per log interval: write every pending step's metrics."""
-            speed = throughput.read()
-            values = jax.device_get([m for _, m in pending])
-            record = {}
-            for i, ((s, _), m) in enumerate(zip(pending, values)):
-                record = {k: float(v) for k, v in m.items()}
-                if i == len(pending) - 1:
-                    record.update(speed)
-                metrics_log.write(s, **record)
-            if bar is not None and record:
-                bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{speed['tokens_per_s']:.0f}")
-            pending.clear()
-            return record
-
-        last = {}
-        with loop.PreemptionGuard() as guard:
-            while step < t.steps:
-                batch = batch_at(step)
-                state, metrics = compiled(state, batch)  # donates the old state
-                step += 1
-                pending.append((step, metrics))
-                throughput.tick()
-                if bar is not None:
-                    bar.update(1)
-                if t.slow_step_s:  # simulates a slow step (preemption tests)
-                    time.sleep(t.slow_step_s)
-                if step % t.log_every == 0 or step == t.steps:
-                    last = flush()
-                if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
-                    last_eval = evaluate()
-                    if last_eval:
-                        metrics_log.write(step, **last_eval)
-                        _print(f"step {step}: eval loss {last_eval['eval_loss']:.4f}")
-                if config.ckpt.every and step % config.ckpt.every == 0:
-                    save(step, force=True)
-                if guard.should_stop(step, checkpointer):
-                    if pending:
-                        last = flush()
-                    save(step, force=True)
-                    checkpointer.wait()
-                    _print(f"Preempted: saved checkpoint {step}, exiting")
-                    preempted = True
-                    break
-            checkpointer.wait()  # an async save of this very step may still be finalising
-            if step not in checkpointer.all_steps() and not preempted:
-                save(step, force=True)
-            checkpointer.close()
-        if bar is not None:
-            bar.close()
+        # --- 6. train -----------------------------------------------------------------------------
+        state, summary = trainer.fit(task)
+        step, preempted, last, plan = (summary["final_step"], summary["preempted"], summary["last_metrics"],
+                                       summary["memory_plan"])
+        ckpt_dir = summary["checkpoint_dir"]
 
         # --- 7. wrap-up ---------------------------------------------------------------------------
         export_dir = None
@@ -284,14 +190,6 @@ def _default_peak() -> float | None:
     if jax.devices()[0].platform == "cpu":
         return flops.measure_matmul_peak(n=1024, repeats=5)
     return None
-
-
-def _progress(t, start_step: int, enabled: bool):
-    if not enabled or not t.progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=t.steps, initial=start_step, desc="train", dynamic_ncols=True)
 
 
 def _last_per_step(records: list[dict], key: str) -> dict[int, float]:

@@ -27,14 +27,15 @@ Safety rules:
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-from etils import epath
 from absl import logging
+from etils import epath
 
 STATE, META = "state", "meta"
 
@@ -153,6 +154,7 @@ class Checkpointer:
                 continue
             if failures:
                 logging.error("Restored checkpoint %d after skipping unreadable newer ones: %s", step, failures)
+                self._move_aside(int(f.split(":", 1)[0]) for f in failures)
             return step, state, meta
         if failures:
             raise CheckpointError(
@@ -160,6 +162,20 @@ class Checkpointer:
                 "over them (move them away to start afresh):\n  " + "\n  ".join(failures)
             )
         return None, None, None
+
+
+    def _move_aside(self, steps) -> None:
+        """Moves skipped unreadable checkpoints to DIR_corrupt/<step> (kept for inspection): left in
+        place, the run would later try to save the same step number over them and fail."""
+        if jax.process_index() != 0 or "://" in self.directory:
+            return
+        aside = self.directory.rstrip("/") + "_corrupt"
+        os.makedirs(aside, exist_ok=True)
+        for step in steps:
+            target = os.path.join(aside, f"{step}_{int(time.time())}")
+            os.replace(os.path.join(self.directory, str(step)), target)
+            print(f"WARNING: moved unreadable checkpoint {step} to {target}", flush=True)
+        self.manager.reload()
 
 
 def _check_matches(state: Any, abstract_state: Any, step: int) -> None:

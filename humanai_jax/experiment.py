@@ -13,7 +13,8 @@ import json
 import math
 import os
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -46,11 +47,27 @@ class MetricsLog:
             os.makedirs(workdir, exist_ok=True)
 
     def write(self, step: int, **metrics: Any) -> None:
+        """Appends {step, time, **metrics}; `time` defaults to now (pass the step's own wall time)."""
         if not self.enabled:
             return
         record = {"step": int(step), "time": time.time(), **to_jsonable(metrics)}
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+
+
+    def truncate_after(self, step: int) -> int:
+        """Drops the records of steps > `step` (a resumed run re-runs them); returns how many."""
+        if not self.enabled or not os.path.exists(self.path):
+            return 0
+        with open(self.path) as f:
+            lines = [line for line in f if line.strip()]
+        keep = [line for line in lines if json.loads(line)["step"] <= step]
+        if len(keep) != len(lines):
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                f.writelines(keep)
+            os.replace(tmp, self.path)
+        return len(lines) - len(keep)
 
 
 def read_metrics(workdir: str) -> list[dict]:

@@ -118,10 +118,13 @@ def memory_plan(abstract_state: dict[str, Any], compiled=None) -> dict[str, floa
     """Per-device memory of a run in bytes: params and optimizer state from their shardings, and
     (if given a compiled step) XLA's own numbers: arguments, outputs, temporaries (activations and
     workspace), generated code; plus the compiled step's FLOPs from `cost_analysis`."""
-    plan = {
-        "params_bytes_per_device": per_device_bytes(abstract_state["params"]),
-        "opt_state_bytes_per_device": per_device_bytes(abstract_state["opt_state"]),
-    }
+    if isinstance(abstract_state, dict) and {"params", "opt_state"} <= set(abstract_state):
+        plan = {
+            "params_bytes_per_device": per_device_bytes(abstract_state["params"]),
+            "opt_state_bytes_per_device": per_device_bytes(abstract_state["opt_state"]),
+        }
+    else:  # another state layout (several models in RL, a toy task): its total
+        plan = {"state_bytes_per_device": per_device_bytes(abstract_state)}
     if compiled is not None:
         mem = compiled.memory_analysis()
         if mem is not None:
@@ -139,7 +142,8 @@ def memory_plan(abstract_state: dict[str, Any], compiled=None) -> dict[str, floa
 def format_memory_plan(plan: dict[str, float]) -> str:
     lines = ["Memory plan per device:"]
     for key, value in plan.items():
-        lines.append(f"  {key:<40s} {_gib(value) if key.endswith('bytes') or key.endswith('bytes_per_device') else f'{value:.4g}'}")
+        shown = _gib(value) if key.endswith(("bytes", "bytes_per_device")) else f"{value:.4g}"
+        lines.append(f"  {key:<40s} {shown}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,8 @@ updates; the batch a step consumes is a function of `step` only (see `humanai_ja
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -12,7 +12,8 @@ Variants (first word of the config argument; `key=value` pairs after a comma ove
                    (add hf_path=/ckpt/dir to start from a real checkpoint and its chat template)
   qwen2.5_7b_fsdp8 the reference recipe on Qwen2.5-7B-Instruct shapes: bf16, full remat, FSDP over 8 GPUs,
                    lr 5e-6 cosine, warmup 5%, cutoff 8192, global batch 64 (8 x accum 8 rows of 1)
-  tpu_v5p_32       the same model on a TPU v5p-32 pod slice (95 GiB HBM per chip): FSDP 32, global batch 64 (2 rows per chip, accum 2), cutoff 8192
+  tpu_v5p_32       the same model on a TPU v5p-32 pod slice (95 GiB HBM per chip): FSDP 32, global batch 64
+                   (2 rows per chip, accum 2), cutoff 8192
 
 Memory plan of a real-size variant (jax.eval_shape on an abstract mesh, nothing allocated):
   python -m experiments.memory_plan --config configs/humanllm_sft.py:qwen2.5_7b_fsdp8
@@ -64,6 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         steps=800, batch_size=8, grad_accum=1, loss_chunk=0,
         mix_temperature=1.0,  # task mixing: probability ∝ count^T (1 = proportional, as the reference; 0 = balanced)
         log_every=25, distributed="auto",
+        slow_step_s=0.0,  # sleeps after each step: lets tests interrupt a run mid-way
     ))
     c.ckpt = ml_collections.ConfigDict(dict(dir="", every=250, keep=2, resume=True))
     c.merge = ml_collections.ConfigDict(dict(enabled=True, alpha=0.5))

@@ -12,6 +12,7 @@ model merging (`alpha * sft + (1 - alpha) * base`), and evaluation through `JaxC
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -19,13 +20,14 @@ import os
 import jax
 import numpy as np
 
-from humanai_jax import checkpoint as ckpt_lib, experiment
+from humanai_jax import experiment
 from humanai_jax.agents import GenConfig
 from humanai_jax.agents.jax_backend import JaxChatBackend
 from humanai_jax.backbone.params import init_params, param_logical_axes
 from humanai_jax.methods.humanllm import evaluation, sft, synthetic, tasks, tokenize
 from humanai_jax.methods.humanllm.readers import iter_jsonl
 from humanai_jax.train import optim, runtime as loop, state as state_lib
+from humanai_jax.train.trainer import CheckpointConfig, Trainer, TrainerConfig, TrainTask
 
 
 def _print(*args):
@@ -127,7 +129,6 @@ def model_and_params(config, tokenizer, rules, params_sh_fn):
 # ============================================================================ run
 def run(config, workdir: str) -> dict:
     loop.maybe_initialize_distributed(config.train.distributed)
-    metrics_log = experiment.MetricsLog(workdir, enabled=loop.is_main_process())
     mesh, rules = loop.mesh_and_rules(config)
     t, d = config.train, config.data
     with jax.set_mesh(mesh):
@@ -153,44 +154,46 @@ def run(config, workdir: str) -> dict:
         model_cfg, base_params = model_and_params(config, tokenizer, rules, params_shardings)
         abstract_state, state_sh = state_lib.train_state_shardings(
             lambda r: init_params(model_cfg, r), param_logical_axes(model_cfg), tx, rules)
-        state = jax.jit(lambda p, r: state_lib.new_train_state(p, tx, r), out_shardings=state_sh)(
-            base_params, jax.random.PRNGKey(config.seed))
         b_sh = loop.batch_sharding(rules)
-        step_fn = jax.jit(functools.partial(sft.sft_train_step, model_cfg=model_cfg, tx=tx, accum=t.grad_accum,
-                                            rules=rules), donate_argnums=0)
         nll_fn = jax.jit(tokenize.sft_token_nll, static_argnums=2)
-        ckpt = ckpt_lib.Checkpointer(config.ckpt.dir or os.path.join(workdir, "checkpoints"),
-                                     max_to_keep=config.ckpt.keep, save_interval_steps=config.ckpt.every,
-                                     async_save=False)
-        start = 0
-        if config.ckpt.resume:
-            restored_step, restored, _ = ckpt.restore_latest(abstract_state)
-            if restored is not None:
-                start, state = restored_step, restored
-                _print(f"Resumed from step {start}")
-        _print(f"Model: {sum(x.size for x in jax.tree.leaves(state['params'])):,} parameters, "
-               f"mesh {dict(mesh.shape)}")
+        _print(f"Model: {sum(x.size for x in jax.tree.leaves(base_params)):,} parameters, mesh {dict(mesh.shape)}")
 
-        # --- 3. SFT loop: the rows of step s are a pure function of (seed, s) --------------------------
-        rows = packed_rows(enc_train, src_train, config, t.steps * t.batch_size, d.seed)
-        for step in range(start, t.steps):
-            sl = slice(step * t.batch_size, (step + 1) * t.batch_size)
-            batch = {k: jax.device_put(v[sl], b_sh) for k, v in rows.as_dict().items()}
-            state, m = step_fn(state, batch)
-            if (step + 1) % t.log_every == 0 or step + 1 == t.steps:
-                metrics_log.write(step + 1, loss=float(m["loss"]), grad_norm=float(m["grad_norm"]),
-                                  tokens=float(m["tokens"]), lr=float(schedule(step)))
-                _print(f"step {step + 1}: loss {float(m['loss']):.4f}")
-            if (step + 1) % config.ckpt.every == 0:
-                ckpt.save(step + 1, state, {"data_seed": d.seed}, force=True)
-        if t.steps % config.ckpt.every:
-            ckpt.save(t.steps, state, {"data_seed": d.seed}, force=True)
-        ckpt.close()
+        # --- 3. SFT on the Trainer: the rows of step s are a pure function of (seed, s) ----------------
+        rows = packed_rows(enc_train, src_train, config, t.steps * t.batch_size, d.seed).as_dict()
+        per_host = t.batch_size // jax.process_count()
+
+        def batch_at(step: int) -> dict[str, np.ndarray]:
+            first = step * t.batch_size + jax.process_index() * per_host
+            return {k: v[first:first + per_host] for k, v in rows.items()}
+
+        def train_step(state, batch):
+            lr = schedule(state["step"])
+            state, metrics = sft.sft_train_step(state, batch, model_cfg=model_cfg, tx=tx, accum=t.grad_accum,
+                                                rules=rules, loss_chunk=t.loss_chunk)
+            return state, dict(metrics, lr=lr)
+
+        task = TrainTask(
+            init=lambda rng: jax.jit(lambda p, r: state_lib.new_train_state(p, tx, r), out_shardings=state_sh)(
+                base_params, rng),
+            abstract_state=abstract_state, state_shardings=state_sh, step=train_step, batch_at=batch_at,
+            abstract_batch={k: jax.ShapeDtypeStruct((t.batch_size, *v.shape[1:]), v.dtype, sharding=b_sh)
+                            for k, v in rows.items()},
+            fingerprint={"seed": config.seed, "data": config.data.to_dict(), "model": dataclasses.asdict(model_cfg)},
+            tokens_per_step=t.batch_size * (d.seq_len + 1),
+        )
+        c = config.ckpt
+        trainer = Trainer(workdir, TrainerConfig(steps=t.steps, seed=config.seed, log_every=t.log_every, progress=False,
+                                                   slow_step_s=t.slow_step_s),
+                          CheckpointConfig(dir=c.dir, every=c.every, keep=c.keep, async_save=False, resume=c.resume))
+        state, summary = trainer.fit(task)
+        last = summary["last_metrics"]
+        if last:
+            _print(f"step {summary['final_step']}: loss {last['loss']:.4f}")
 
         # --- 4. merge and evaluate ---------------------------------------------------------------------
         results = {"n_train": len(train), "n_test": len(test), "split": split_report,
                    "dropped_too_long": {"train": long_train, "test": long_test},
-                   "final_train_loss": float(m["loss"]) if t.steps > start else None}
+                   "final_train_loss": last.get("loss") if summary["final_step"] > summary["start_step"] else None}
         models = {"sft": state["params"]}
         if config.merge.enabled:
             models["merged"] = jax.jit(functools.partial(sft.merge_params, alpha=config.merge.alpha))(

@@ -164,3 +164,43 @@ def test_lm_refuses_an_eval_split_smaller_than_one_batch(tmp_path):
     assert "fewer than one batch" in proc.stdout + proc.stderr
     assert not os.path.exists(tmp_path / "results.json") or "eval_loss" not in json.loads(
         (tmp_path / "results.json").read_text())
+
+
+# ------------------------------------------------------------------------------------ kill -9 + resume
+def _launch(spec, workdir, *extra):
+    cmd = [sys.executable, "-m", "experiments.run", "--config", spec, "--workdir", str(workdir), *extra]
+    return subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _losses(workdir) -> dict[int, float]:
+    try:
+        return {r["step"]: r["loss"] for r in experiment.read_metrics(str(workdir)) if "loss" in r}
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def test_humanllm_kill9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """HumanLLM SFT on the Trainer: SIGKILL after checkpoint 2, rerun: same per-step losses, each step once."""
+    import time
+
+    args = ["--config.train.steps=6", "--config.ckpt.every=2", "--config.merge.enabled=False"]
+    whole = _launch("configs/humanllm_sft.py:smoke", tmp_path / "whole", *args)
+    out, _ = whole.communicate(timeout=600)
+    assert whole.returncode == 0, out[-3000:]
+    part = tmp_path / "part"
+    proc = _launch("configs/humanllm_sft.py:smoke", part, *args, "--config.train.slow_step_s=1.0")
+    start = time.time()
+    while not (len(_losses(part)) >= 3 and os.path.isdir(part / "checkpoints" / "2")):
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() - start < 600, "timed out"
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no cleanup, no final save
+    proc.wait()
+    again = _launch("configs/humanllm_sft.py:smoke", part, *args)
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, out[-3000:]
+    assert "Resumed from checkpoint" in out
+    steps = [r["step"] for r in experiment.read_metrics(str(part)) if "loss" in r]
+    assert steps == sorted(set(steps)), "a step was logged twice"
+    assert _losses(part) == _losses(tmp_path / "whole")

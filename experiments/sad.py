@@ -11,13 +11,14 @@ import os
 import pathlib
 import time
 
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from humanai_jax.checkpoint import Checkpointer
 from humanai_jax.experiment import MetricsLog
-from humanai_jax.recsys import data as data_lib
 from humanai_jax.methods.sad import diagnostics, pipeline
+from humanai_jax.recsys import data as data_lib
+from humanai_jax.train import runtime
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -45,20 +46,21 @@ def load_data(cfg) -> data_lib.Interactions:
     raise ValueError(f"data.format={d.format!r} is not supported; choose 'synthetic', 'lightgcn' or 'recbole'")
 
 
-def save_checkpoint(path: str, artifacts: dict) -> None:
-    """Orbax checkpoint of what steps 3-5 need, so they can be rerun without retraining."""
-    import orbax.checkpoint as ocp
-
+def save_checkpoint(path: str, artifacts: dict, meta: dict) -> None:
+    """Checkpoint (through humanai_jax/checkpoint.py, with its content fingerprints) of what steps 3-5
+    need, so they can be rerun without retraining: step 0 of `path`."""
     q = artifacts["q"].tocsr()
     tree = {"user_emb": np.asarray(artifacts["user_emb"]), "item_emb": np.asarray(artifacts["item_emb"]),
             "w_origin": np.asarray(artifacts["w_origin"]), "w_d2s": np.asarray(artifacts["w_d2s"]),
             "q_indptr": q.indptr, "q_indices": q.indices, "q_data": q.data}
-    with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(os.path.abspath(path), tree, force=True)
+    checkpointer = Checkpointer(path, max_to_keep=1, async_save=False)
+    checkpointer.save(0, tree, meta, force=True)
+    checkpointer.close()
 
 
 def run(config, workdir: str) -> dict:
     start = time.time()
+    runtime.quiet_library_info_logs()
     data = load_data(config)
     logging.info("SaD data: %s", data.summary())
     log = MetricsLog(workdir)
@@ -90,6 +92,7 @@ def run(config, workdir: str) -> dict:
         results["diagnostics"] = diag
         results["diagnostics_plot"] = diagnostics.plot_diagnostics(diag, os.path.join(workdir, "diagnostics.png"))
     if config.save_checkpoint:
-        save_checkpoint(os.path.join(workdir, "checkpoint"), out["artifacts"])
+        save_checkpoint(os.path.join(workdir, "checkpoint"), out["artifacts"],
+                        {"seed": config.seed, "selected": out["selected"]})
     results["total_wall_time_s"] = time.time() - start
     return results

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from humanai_jax.recsys import ranking
 from humanai_jax.methods.sad import alignment, diagnostics
+from humanai_jax.recsys import ranking
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +121,8 @@ def test_experiment_end_to_end(tmp_path):
     best = max(results["beta_sweep"].items(), key=lambda kv: kv[1]["recall@20"])
     assert float(best[0]) == results["selected"]["beta"]
     assert results["stages"]["sad"]["recall@20"] == best[1]["recall@20"]
-    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert any("dense_s2d/recall@20" in l for l in lines)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any("dense_s2d/recall@20" in rec for rec in lines)
     assert os.path.getsize(tmp_path / "diagnostics.png") > 1000
     assert (tmp_path / "checkpoint").is_dir()
 

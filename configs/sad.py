@@ -6,7 +6,8 @@ Variants (data directory: `data_dir`, default ../shared/data/recsys/<name> relat
   python -m experiments.run --config configs/sad.py:ml1m_m1 --workdir /tmp/sad_ml1m       # BARS protocol, ~10 min CPU
   python -m experiments.run --config configs/sad.py:ml1m_m1,protocol=honest --workdir /tmp/sad_ml1m_honest
   python -m experiments.run --config configs/sad.py:lastfm --workdir /tmp/sad_lastfm
-  python -m experiments.run --config configs/sad.py:gowalla_m1 --workdir /tmp/sad_gowalla  # needs the data + ~7 GB per I x I matrix
+  # needs the data + ~7 GB per I x I matrix:
+  python -m experiments.run --config configs/sad.py:gowalla_m1 --workdir /tmp/sad_gowalla
   python -m experiments.run --config configs/sad.py:yelp18_m1 --workdir /tmp/sad_yelp
   python -m experiments.run --config configs/sad.py:amazonbooks_m1 --workdir /tmp/sad_books
 

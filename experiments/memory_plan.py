@@ -101,7 +101,8 @@ def memory_plan(config, n_devices: int | None = None) -> dict:
         "params_bytes_per_device": params,
         "opt_state_bytes_per_device": per_device_bytes(abstract["opt_state"]),
         "grads_bytes_per_device": params,  # gradients have the params' shapes and shardings
-        "activations_bytes_per_device_estimate": activation_bytes_estimate(cfg, batch_per_device, config.data.seq_len, t.loss_chunk),
+        "activations_bytes_per_device_estimate": activation_bytes_estimate(
+            cfg, batch_per_device, config.data.seq_len, t.loss_chunk),
         "batch_per_device": batch_per_device,
         "seq_len": config.data.seq_len,
         "train_flops_per_token": flops.train_flops_per_token(cfg, config.data.seq_len),

@@ -14,7 +14,7 @@ import optax
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from humanai_jax.checkpoint import CheckpointError, Checkpointer, abstract_like
+from humanai_jax.checkpoint import Checkpointer, CheckpointError, abstract_like
 from humanai_jax.sharding import make_mesh
 from humanai_jax.train.state import new_train_state
 

@@ -1,6 +1,5 @@
 """configs/lm.py variants, and the memory plan of a real-size config from shapes alone."""
 
-import ml_collections
 import pytest
 
 from configs.lm import get_config

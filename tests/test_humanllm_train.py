@@ -11,7 +11,6 @@ import pytest
 
 from humanai_jax.agents import GenConfig, ScriptedBackend
 from humanai_jax.agents.jax_backend import JaxChatBackend
-from humanai_jax.backbone.config import ModelConfig
 from humanai_jax.backbone.transformer import forward
 from humanai_jax.methods.humanllm import evaluation, sft, synthetic, tasks, tokenize
 

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from configs.lm import get_config
 from humanai_jax.backbone.config import ModelConfig
@@ -137,8 +136,10 @@ def test_train_step_donates_state():
     from humanai_jax.train.state import new_train_state
 
     with jax.set_mesh(mesh):
-        params = _numpy_params(jax.eval_shape(functools.partial(init_params, MODEL), jax.random.PRNGKey(0)), np.random.default_rng(1))
-        state = jax.jit(lambda p, r: new_train_state(p, tx, r), out_shardings=sh)(params, jax.random.PRNGKey(0))
+        abstract = jax.eval_shape(functools.partial(init_params, MODEL), jax.random.PRNGKey(0))
+        params = _numpy_params(abstract, np.random.default_rng(1))
+        state = jax.jit(lambda p, r: new_train_state(p, tx, r), out_shardings=sh)(
+            params, jax.random.PRNGKey(0))
         b_sh = loop.batch_sharding(rules)
         step = jax.jit(functools.partial(step_lib.train_step, cfg=step_lib.StepConfig(model=MODEL, rules=rules), tx=tx),
                        in_shardings=(sh, {"tokens": b_sh}), out_shardings=(sh, None), donate_argnums=0)

@@ -46,7 +46,7 @@ def test_hf_variant_fine_tunes_and_matches_torch_loss(hf_dir, tmp_path):
     with torch.no_grad():
         logits = model(batch[:, :-1]).logits
         ref = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-    first = [json.loads(l) for l in open(tmp_path / "metrics.jsonl") if '"loss"' in l][0]
+    first = [json.loads(line) for line in open(tmp_path / "metrics.jsonl") if '"loss"' in line][0]
     assert first["step"] == 1
     np.testing.assert_allclose(first["loss"], float(ref), rtol=1e-5)
 

@@ -80,6 +80,9 @@ def get_config(arg=None):
             # KL controller (spec §3): "fixed" keeps kl_coef; "adaptive" is OpenRLHF's AdaptiveKLController,
             # β ← β·(1 + clip(kl/kl_target - 1, ±0.2)·rollout_batch/kl_horizon) after each rollout batch.
             kl_controller="fixed", kl_target=0.0, kl_horizon=10000.0,
+            # PPO passes over each rollout buffer (spec §3: max_epochs = 1; the paper's fallback when PPO is
+            # unstable is more epochs).
+            epochs=1,
         )
     )
     optim = lambda lr: ml_collections.ConfigDict(  # noqa: E731

@@ -18,14 +18,11 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from humanai_jax import experiment
-from humanai_jax import sharding as shd
+from humanai_jax import experiment, sharding as shd
 from humanai_jax.backbone import ModelConfig, init_params, param_logical_axes
 from humanai_jax.checkpoint import Checkpointer, abstract_like
-from humanai_jax.methods.plus import data as D
-from humanai_jax.methods.plus import loaders, loop, models, pets
-from humanai_jax.methods.plus import text as T
-from humanai_jax.rl import kl_control
+from humanai_jax.methods.plus import data as D, loaders, loop, pets, text as T
+from humanai_jax.rl import kl_control, ppo, reward_model as RM
 from humanai_jax.train import runtime as train_loop
 from humanai_jax.train.optim import make_optimizer
 
@@ -74,7 +71,8 @@ def check_lengths(codec: loop.Codec, splits, method: str) -> None:
     sample = [ex for exs in splits.values() for ex in exs[:50]]
     condition = loop.conditions_for(method, sample, [pets.ORACLE_SUMMARIES["helpful"]] * len(sample), pets.oracle_summary)
     longest_rm = max(
-        len(T.encode(codec.tokenizer, T.render_chat(D.reward_chat(c, ex.reward.prompt, ex.reward.chosen), add_generation_prompt=False)))
+        len(T.encode(codec.tokenizer, T.render_chat(D.reward_chat(c, ex.reward.prompt, ex.reward.chosen),
+                                                    add_generation_prompt=False)))
         for c, ex in zip(condition, sample)
     )
     if longest_rm > codec.shapes.rm_len:
@@ -97,8 +95,8 @@ def init_state(config, actor_cfg, rm_cfg, txs, rng, rules):
     states inherit the parameters' shardings (Adam moments are `zeros_like` the parameters)."""
     actor_rng, rm_rng, loop_rng = jax.random.split(rng, 3)
     actor_params = place(init_params(actor_cfg, actor_rng), param_logical_axes(actor_cfg), rules)
-    rm_params = place(models.init_value_model(rm_cfg, rm_rng), models.value_model_logical_axes(rm_cfg), rules)
-    critic_params = models.init_critic_from_reward_model(rm_params)
+    rm_params = place(RM.init_value_model(rm_cfg, rm_rng), RM.value_model_logical_axes(rm_cfg), rules)
+    critic_params = RM.init_critic_from_reward_model(rm_params)
     return {
         "step": jnp.zeros((), jnp.int32),
         "actor": {"params": actor_params, "opt_state": txs["actor"].init(actor_params)},
@@ -182,13 +180,13 @@ def run(config, workdir: str) -> dict:
     max_len = max(shapes.seq_len, shapes.rm_len)
     actor_cfg = model_config(config.model, vocab, max_len, codec.pad_id, codec.end_id)
     rm_cfg = model_config(config.rm_model, vocab, max_len, codec.pad_id, codec.end_id)
-    hyper = loop.PPOHyper(
+    hyper = ppo.PPOConfig(
         kl_coef=config.ppo.kl_coef, kl_estimator=config.ppo.kl_estimator, gamma=config.ppo.gamma, lam=config.ppo.lam,
         clip_eps=config.ppo.clip_eps, value_clip_eps=config.ppo.value_clip_eps,
         reward_clip=(config.ppo.reward_clip_low, config.ppo.reward_clip_high),
         policy_reduction=config.ppo.policy_reduction, value_reduction=config.ppo.value_reduction,
         whiten_advantages=config.ppo.whiten_advantages, kl_controller=config.ppo.kl_controller,
-        kl_target=config.ppo.kl_target, kl_horizon=config.ppo.kl_horizon,
+        kl_target=config.ppo.kl_target, kl_horizon=config.ppo.kl_horizon, epochs=config.ppo.epochs,
     )
     mesh, rules = train_loop.mesh_and_rules(config)
     with jax.set_mesh(mesh):
@@ -259,7 +257,8 @@ def _run(config, workdir, method, log, splits, codec, actor_cfg, rm_cfg, hyper, 
     if uses_summarizer:
         _, _, sample = loop.sample_summaries(state["actor"]["params"], actor_cfg, codec, splits["test_seen"][:4],
                                              eval_rng, temperature=config.ppo.temperature, rules=rules)
-        results["example_summaries"] = [{"user_type": ex.user_type, "summary": s} for ex, s in zip(splits["test_seen"][:4], sample)]
+        results["example_summaries"] = [{"user_type": ex.user_type, "summary": s}
+                                        for ex, s in zip(splits["test_seen"][:4], sample)]
     plot_curves(workdir)
     return results
 

@@ -1,5 +1,11 @@
-"""Core RL-from-preferences primitives (pure functions): see `humanai_jax.rl.losses` and
-`humanai_jax.rl.kl_control`."""
+"""Core RL from preferences, as pure functions over explicit pytrees.
+
+  `losses`        BT loss, KL estimators, shaped rewards, GAE, whitening, PPO/GRPO losses;
+  `kl_control`    fixed / adaptive KL-coefficient controllers over `{"kl_coef": []}`;
+  `reward_model`  backbone + scalar head: reward at the last attended token, per-token critic values,
+                  Bradley–Terry training step;
+  `ppo`           actor / critic / reference roles: rollouts, experience, clipped updates, one iteration.
+"""
 
 from humanai_jax.rl.kl_control import (  # noqa: F401
     KL_CONTROLLERS,

@@ -1,4 +1,9 @@
-"""The PLUS co-adaptation loop (spec §3, §4) and its baselines, as jitted pure steps over one state pytree.
+"""The PLUS co-adaptation schedule (spec §4) and its baselines, on the core RL layer.
+
+PLUS keeps here only what is PLUS: how the reward model is conditioned (`CONDITIONING`,
+`conditions_for`), the text side (`Codec`: prompts, summaries, RM inputs) and the schedule
+(`plus_iteration`). The PPO machinery is `humanai_jax.rl.ppo` (experience, GAE, clipped updates, KL
+control) and the reward model is `humanai_jax.rl.reward_model` (backbone + scalar head, Bradley–Terry).
 
 State (one pytree, checkpointed whole):
   {"step": [], "actor": {"params", "opt_state"}, "critic": {...}, "rm": {...}, "ref": params, "rng": key,
@@ -12,31 +17,27 @@ Per rollout batch of contexts (`plus_iteration`):
   5. one PPO epoch over the buffer (shuffled minibatches) updating actor and critic;
   6. one Bradley–Terry pass of the RM on the same summaries (sampled before step 5), train pair;
   7. KL controller update from the batch's observed KL (fixed: β unchanged; adaptive: OpenRLHF's rule).
+Steps 2, 4, 5 and 7 are `rl.ppo.ppo_iteration`; step 6 is `rl.reward_model.bradley_terry_update`.
 
 Sequence layout (fixed shapes, so nothing recompiles between iterations): the prompt is left-padded
 to `prompt_len`, the completion right-padded to `completion_len`; per-token arrays have length
-`prompt_len + completion_len - 1` and position t predicts token t + 1.
+`prompt_len + completion_len - 1` and position t predicts token t + 1 (`rl.ppo.sequence_layout`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from tokenizers import Tokenizer
 
-from humanai_jax import backbone, decoding
+from humanai_jax import backbone
 from humanai_jax.backbone import ModelConfig
-from humanai_jax.methods.plus import data as D
-from humanai_jax.methods.plus import models as M
-from humanai_jax.methods.plus import text as T
-from humanai_jax.rl import kl_control as KL
-from humanai_jax.rl import losses as L
+from humanai_jax.methods.plus import data as D, text as T
+from humanai_jax.rl import ppo, reward_model as RM
 from humanai_jax.train.losses import cross_entropy
 
 # How the reward model is conditioned, per method (spec §5).
@@ -60,23 +61,6 @@ class Shapes:
         return self.prompt_len + self.completion_len
 
 
-@dataclasses.dataclass(frozen=True)
-class PPOHyper:
-    kl_coef: float = 0.01  # initial β (the fixed controller keeps it)
-    kl_estimator: str = "k1"
-    kl_controller: str = "fixed"  # fixed | adaptive (OpenRLHF AdaptiveKLController)
-    kl_target: float = 0.0  # adaptive only: target per-token KL (> 0)
-    kl_horizon: float = 10000.0  # adaptive only: samples over which β moves by at most ±20%
-    gamma: float = 1.0
-    lam: float = 0.95
-    clip_eps: float = 0.2
-    value_clip_eps: float = 0.2
-    reward_clip: tuple[float, float] = (-10.0, 10.0)
-    policy_reduction: str = "sequence"
-    value_reduction: str = "sequence"
-    whiten_advantages: bool = True
-
-
 # ----------------------------------------------------------------------------- text -> arrays
 
 
@@ -98,12 +82,9 @@ class Codec:
 
     def sequences(self, prompts: Sequence[list[int]], completions: Sequence[list[int]]) -> dict[str, np.ndarray]:
         """tokens, attention [B, S]; action_mask [B, S-1] (1 where the next token is a completion token)."""
-        p_tok, p_mask = T.pad_batch(prompts, self.shapes.prompt_len, self.pad_id, side="left")
-        c_tok, c_mask = T.pad_batch(completions, self.shapes.completion_len, self.pad_id, side="right")
-        tokens = np.concatenate([p_tok, c_tok], axis=1)
-        attention = np.concatenate([p_mask, c_mask], axis=1)
-        action = np.concatenate([np.zeros_like(p_mask[:, 1:]), c_mask], axis=1).astype(np.float32)
-        return {"tokens": tokens, "attention": attention, "action_mask": action}
+        p_tok, p_mask = ppo.pad_rows(prompts, self.shapes.prompt_len, self.pad_id, side="left")
+        c_tok, c_mask = ppo.pad_rows(completions, self.shapes.completion_len, self.pad_id, side="right")
+        return ppo.sequence_layout(p_tok, p_mask, c_tok, c_mask)
 
     def summaries(self, prompts: Sequence[list[int]], completions: Sequence[list[int]]) -> list[str]:
         """Spec §2.2: decode prompt + completion with special tokens skipped, text after the last ##Summary."""
@@ -117,7 +98,7 @@ class Codec:
                 chat = D.reward_chat(condition, pair.prompt, getattr(pair, which))
                 rows.append(T.encode(self.tokenizer, T.render_chat(chat, add_generation_prompt=False)))
         # Keep the end of an over-long input: the response (where the reward is read) must survive.
-        tokens, attention = T.pad_batch([r[-self.shapes.rm_len :] for r in rows], self.shapes.rm_len, self.pad_id)
+        tokens, attention = ppo.pad_rows([r[-self.shapes.rm_len :] for r in rows], self.shapes.rm_len, self.pad_id)
         return {"tokens": tokens, "attention": attention}
 
 
@@ -136,65 +117,16 @@ def conditions_for(method: str, examples: Sequence[D.PlusExample], summaries: Se
 # ----------------------------------------------------------------------------- jitted steps
 
 
-def _apply(tx, slot, grads):
-    updates, opt_state = tx.update(grads, slot["opt_state"], slot["params"])
-    return {"params": optax.apply_updates(slot["params"], updates), "opt_state": opt_state}
+def make_steps(actor_cfg: ModelConfig, rm_cfg: ModelConfig, txs: dict, hyper: ppo.PPOConfig, rules=None) -> dict[str, Callable]:
+    """The jitted pure functions of the loop. `txs`: optax transforms for "actor", "critic", "rm", "sft".
 
-
-def make_steps(actor_cfg: ModelConfig, rm_cfg: ModelConfig, txs: dict, hyper: PPOHyper, rules=None) -> dict[str, Callable]:
-    """The jitted pure functions of the loop. `txs`: optax transforms for "actor", "critic", "rm", "sft"."""
-
-    def rm_scores(rm_params, batch):
-        scores = M.reward_scores(rm_params, batch["tokens"], batch["attention"], rm_cfg, rules)
-        half = scores.shape[0] // 2
-        return scores[:half], scores[half:]
-
-    @jax.jit
-    def score(rm_params, batch):
-        r_c, r_r = rm_scores(rm_params, batch)
-        return {"r_chosen": r_c, "r_rejected": r_r, "reward": jax.nn.log_sigmoid(r_c - r_r)}
-
-    @jax.jit
-    def experience(actor_params, ref_params, critic_params, seq, terminal_reward, kl_coef):
-        """kl_coef `[]`: the controller's current β (traced, so an adaptive β does not recompile)."""
-        logp = M.token_logprobs(actor_params, seq["tokens"], seq["attention"], actor_cfg, rules)
-        ref_logp = M.token_logprobs(ref_params, seq["tokens"], seq["attention"], actor_cfg, rules)
-        values = M.critic_values(critic_params, seq["tokens"], seq["attention"], rm_cfg, rules)
-        mask = seq["action_mask"]
-        kl = L.kl_estimate(logp, ref_logp, hyper.kl_estimator) * mask
-        rewards = L.shaped_rewards(terminal_reward, kl, mask, kl_coef=kl_coef, clip_range=hyper.reward_clip)
-        advantages, returns = L.gae_advantages(rewards, values, mask, gamma=hyper.gamma, lam=hyper.lam)
-        if hyper.whiten_advantages:
-            advantages = L.masked_whiten(advantages, mask)
-        return {"old_logp": logp, "old_values": values, "advantages": advantages, "returns": returns,
-                "kl": L.masked_mean(kl, mask, axis=-1)}
-
-    @jax.jit
-    def ppo_update(actor, critic, mb):
-        def actor_loss(params):
-            logp = M.token_logprobs(params, mb["tokens"], mb["attention"], actor_cfg, rules)
-            return L.ppo_policy_loss(logp, mb["old_logp"], mb["advantages"], mb["action_mask"],
-                                     clip_eps=hyper.clip_eps, reduction=hyper.policy_reduction)
-
-        def critic_loss(params):
-            values = M.critic_values(params, mb["tokens"], mb["attention"], rm_cfg, rules)
-            return L.ppo_value_loss(values, mb["old_values"], mb["returns"], mb["action_mask"],
-                                    clip_eps=hyper.value_clip_eps, reduction=hyper.value_reduction)
-
-        (policy_loss, stats), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(actor["params"])
-        value_loss, critic_grads = jax.value_and_grad(critic_loss)(critic["params"])
-        metrics = {"policy_loss": policy_loss, "value_loss": value_loss, **stats,
-                   "actor_grad_norm": optax.tree.norm(actor_grads)}
-        return _apply(txs["actor"], actor, actor_grads), _apply(txs["critic"], critic, critic_grads), metrics
-
-    @jax.jit
-    def rm_update(rm, batch):
-        def loss_fn(params):
-            r_c, r_r = rm_scores(params, batch)
-            return L.bradley_terry_loss(r_c, r_r), L.pairwise_accuracy(r_c, r_r)
-
-        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(rm["params"])
-        return _apply(txs["rm"], rm, grads), {"rm_loss": loss, "rm_accuracy": acc}
+    `score`/`rm_update` are the core reward model's (`rl.reward_model`), `ppo` the core PPO steps
+    (`rl.ppo.make_ppo_steps`: actor = reference = the backbone LM, critic = backbone + scalar head);
+    `sft_update` is the summarizer's format warm-up."""
+    rm_steps = RM.make_reward_model_steps(rm_cfg, txs["rm"], rules)
+    ppo_steps = ppo.make_ppo_steps(hyper, logprob_fn=ppo.lm_logprob_fn(actor_cfg, rules),
+                                   value_fn=ppo.critic_value_fn(rm_cfg, rules), actor_tx=txs["actor"],
+                                   critic_tx=txs["critic"])
 
     @jax.jit
     def sft_update(actor, seq):
@@ -204,21 +136,10 @@ def make_steps(actor_cfg: ModelConfig, rm_cfg: ModelConfig, txs: dict, hyper: PP
             return total / jnp.maximum(count, 1.0)
 
         loss, grads = jax.value_and_grad(loss_fn)(actor["params"])
-        return _apply(txs["sft"], actor, grads), {"sft_loss": loss}
+        return RM.apply_gradients(txs["sft"], actor, grads), {"sft_loss": loss}
 
-    if hyper.kl_controller not in KL.KL_CONTROLLERS:
-        raise ValueError(f"Unknown kl_controller {hyper.kl_controller!r}; expected one of {KL.KL_CONTROLLERS}")
-    if hyper.kl_controller == "adaptive" and not (hyper.kl_target > 0 and hyper.kl_horizon > 0):
-        raise ValueError(f"kl_controller='adaptive' needs kl_target > 0 and kl_horizon > 0, got "
-                         f"{hyper.kl_target}, {hyper.kl_horizon}")
-
-    def kl_update(kl_state, observed_kl, n_steps: int):
-        """Step 7: the KL controller's new state from the batch's mean per-sequence KL and its size."""
-        return KL.kl_update(kl_state, observed_kl, n_steps, kind=hyper.kl_controller,
-                            target=hyper.kl_target or None, horizon=hyper.kl_horizon)
-
-    return {"score": score, "experience": experience, "ppo_update": ppo_update, "rm_update": rm_update,
-            "sft_update": sft_update, "kl_update": kl_update}
+    return {"score": rm_steps["score"], "rm_update": rm_steps["update"], "ppo": ppo_steps, "ppo_config": hyper,
+            "sft_update": sft_update}
 
 
 # ----------------------------------------------------------------------------- rollouts
@@ -228,23 +149,10 @@ def sample_summaries(actor_params, actor_cfg: ModelConfig, codec: Codec, example
     """Samples one summary per example with the decoding engine on the actor's own (live) params.
     Returns (prompt ids, completion ids, summaries)."""
     prompts = [codec.prompt_ids(ex) for ex in examples]
-    if not jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):  # raw uint32 keys (checkpointable) -> typed
-        rng = jax.random.wrap_key_data(rng)
-    tokens, lengths = decoding.generate(
-        actor_params, actor_cfg, prompts, max_new_tokens=codec.shapes.completion_len, temperature=temperature,
-        stop_token_ids=(codec.end_id,), rng=rng, pad_id=codec.pad_id, rules=rules,
-    )
-    completions = [list(map(int, row[:n])) for row, n in zip(tokens, lengths)]
+    completions = ppo.sample_completions(actor_params, actor_cfg, prompts, rng,
+                                         max_new_tokens=codec.shapes.completion_len, temperature=temperature,
+                                         stop_token_ids=(codec.end_id,), pad_id=codec.pad_id, rules=rules)
     return prompts, completions, codec.summaries(prompts, completions)
-
-
-def _minibatches(num: int, size: int, rng: jax.Array) -> list[np.ndarray]:
-    order = np.asarray(jax.random.permutation(rng, num))
-    return [order[i : i + size] for i in range(0, num - size + 1, size)]
-
-
-def _take(tree: dict, index: np.ndarray) -> dict:
-    return {k: v[index] for k, v in tree.items()}
 
 
 def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method: str, train_batch: int,
@@ -265,23 +173,14 @@ def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, m
     metrics.update(rollout_reward=float(jnp.mean(scored["reward"])),
                    rollout_accuracy=float(jnp.mean(scored["r_chosen"] > scored["r_rejected"])))
     if method == "plus" and update_actor:
-        seq = {k: jnp.asarray(v) for k, v in codec.sequences(prompts, completions).items()}
-        kl_coef = state["kl"]["kl_coef"]
-        exp = steps["experience"](state["actor"]["params"], state["ref"], state["critic"]["params"], seq,
-                                  scored["reward"], kl_coef)
-        buffer = {**seq, **exp}
-        actor, critic, ppo_logs = state["actor"], state["critic"], []
-        for index in _minibatches(len(examples), train_batch, ppo_rng):
-            actor, critic, logs = steps["ppo_update"](actor, critic, _take(buffer, index))
-            ppo_logs.append(logs)
-        new_state.update(actor=actor, critic=critic)
-        metrics.update({k: float(np.mean([float(x[k]) for x in ppo_logs])) for k in ppo_logs[0]})
-        metrics.update(kl=float(jnp.mean(exp["kl"])), kl_coef=float(kl_coef))
-        # 7. KL controller, from this batch's KL and sample count (used from the next batch on).
-        new_state["kl"] = steps["kl_update"](state["kl"], jnp.mean(exp["kl"]), len(examples))
-    # RM pass on the same summaries (sampled before the PPO update), on the train pair.
+        # 2, 4, 5, 7: experience, shaped rewards + GAE, one PPO epoch, KL controller (core PPO).
+        new_state, ppo_metrics = ppo.ppo_iteration(new_state, codec.sequences(prompts, completions), scored["reward"],
+                                                   ppo_rng, steps=steps["ppo"], minibatch_size=train_batch,
+                                                   cfg=steps["ppo_config"])
+        metrics.update(ppo_metrics)
+    # 6. RM pass on the same summaries (sampled before the PPO update), on the train pair.
     rm, rm_logs = state["rm"], []
-    for index in _minibatches(len(examples), rm_batch, rm_rng):
+    for index in ppo.minibatch_indices(len(examples), rm_batch, rm_rng):
         batch = codec.rm_inputs([conditions[i] for i in index], [examples[i].train for i in index])
         rm, logs = steps["rm_update"](rm, {k: jnp.asarray(v) for k, v in batch.items()})
         rm_logs.append(logs)
@@ -319,7 +218,8 @@ def evaluate(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method:
                 matches[s, start : start + len(chunk)] = [
                     "".join(z.split()) == "".join(oracle(ex.user_type).split()) for z, ex in zip(summaries, chunk)]
             pairs = [ex.eval if ex.eval is not None else ex.reward for ex in chunk]
-            scored = steps["score"](state["rm"]["params"], {k: jnp.asarray(v) for k, v in codec.rm_inputs(conditions, pairs).items()})
+            rm_inputs = {k: jnp.asarray(v) for k, v in codec.rm_inputs(conditions, pairs).items()}
+            scored = steps["score"](state["rm"]["params"], rm_inputs)
             correct[s, start : start + len(chunk)] = np.asarray(scored["r_chosen"] > scored["r_rejected"])
             logsig[s, start : start + len(chunk)] = np.asarray(scored["reward"])
     out = {"accuracy": float(correct.mean()), "accuracy_std_over_samples": float(correct.mean(axis=1).std()),

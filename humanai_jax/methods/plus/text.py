@@ -1,5 +1,5 @@
 """Tokenizer and chat template for the from-scratch PLUS models (a word-level tokenizer trained locally
-with the `tokenizers` library), plus fixed-shape batching of token ids.
+with the `tokenizers` library). Fixed-shape padding of token ids is the core's `rl.ppo.pad_rows`.
 
 Chat template (ours): `<|user|> {content} <|end|> <|assistant|> {content} <|end|>`; the generation
 prompt is a trailing `<|assistant|>`. Role and pad tokens are special (skipped on decode); `##Summary`
@@ -8,9 +8,8 @@ is an added, non-special token so a summary marker survives tokenization and dec
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
-import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 PAD, UNK, USER, ASSISTANT, END = "<pad>", "<unk>", "<|user|>", "<|assistant|>", "<|end|>"
@@ -56,22 +55,3 @@ def encode(tokenizer: Tokenizer, text: str) -> list[int]:
 def decode(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
     """Decodes with special tokens skipped (spec §2.2 step 1)."""
     return tokenizer.decode(list(map(int, ids)), skip_special_tokens=True)
-
-
-def pad_batch(rows: Sequence[Sequence[int]], length: int, pad_id: int, *, side: str = "right", name: str = "sequence") -> tuple[np.ndarray, np.ndarray]:
-    """Pads token-id rows to a fixed `length` (fixed shapes avoid recompiles). Rows longer than
-    `length` are truncated from the left for left padding (keep the end of a prompt) and from the
-    right otherwise. Returns (tokens [n, length] int32, mask [n, length] int32)."""
-    if side not in ("left", "right"):
-        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
-    tokens = np.full((len(rows), length), pad_id, np.int32)
-    mask = np.zeros((len(rows), length), np.int32)
-    for i, row in enumerate(rows):
-        row = list(row)[-length:] if side == "left" else list(row)[:length]
-        if side == "left":
-            tokens[i, length - len(row) :] = row
-            mask[i, length - len(row) :] = 1
-        else:
-            tokens[i, : len(row)] = row
-            mask[i, : len(row)] = 1
-    return tokens, mask

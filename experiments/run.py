@@ -51,7 +51,7 @@ def run_experiment(config, workdir: str, *, config_spec: str | None = None, over
     writer = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
     if writer:
-        experiment.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
+        _write_config(workdir, json.loads(config.to_json_best_effort()))
     module = importlib.import_module(f"experiments.{config.experiment}")
     start = time.time()
     results = dict(module.run(config, workdir))
@@ -63,6 +63,20 @@ def run_experiment(config, workdir: str, *, config_spec: str | None = None, over
                                                  overrides=overrides)
         logging.info("Wrote %s", experiment.write_results(workdir, results))
     return results
+
+
+def _write_config(workdir: str, config: dict) -> None:
+    """WORKDIR/config.json; a different one already there (an earlier run in this workdir) is kept as
+    config.<UTC time>.json rather than overwritten, so a refused resume loses nothing."""
+    path = os.path.join(workdir, "config.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old != config:
+            kept = os.path.join(workdir, f"config.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json")
+            os.replace(path, kept)
+            logging.warning("%s differs from this run's config: the old one is kept as %s", path, kept)
+    experiment.write_json(path, config)
 
 
 def _load_config_file(spec: str):

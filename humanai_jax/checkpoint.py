@@ -101,6 +101,17 @@ class Checkpointer:
         steps = self.all_steps()
         return steps[-1] if steps else None
 
+    def read_meta(self, step: int) -> dict | None:
+        """The JSON meta of checkpoint `step` without touching its arrays (None if absent/unreadable):
+        lets a caller compare what wrote the checkpoint before restoring onto possibly other shapes."""
+        import json
+
+        path = epath.Path(self.directory) / str(step) / META / "metadata"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
     def _check_complete(self, step: int) -> None:
         step_dir = epath.Path(self.directory) / str(step)
         for item in (STATE, META):

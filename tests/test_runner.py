@@ -105,3 +105,15 @@ def test_sad_and_core_import_without_the_hf_and_agents_extras():
     proc = subprocess.run([sys.executable, "-c", BLOCKED_IMPORT_CHECK], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_a_different_config_json_is_kept_not_overwritten(tmp_path):
+    from experiments.run import _write_config
+
+    _write_config(str(tmp_path), {"model": {"d_model": 32}})
+    _write_config(str(tmp_path), {"model": {"d_model": 32}})  # the same: nothing to keep
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+    _write_config(str(tmp_path), {"model": {"d_model": 64}})
+    kept = [p for p in tmp_path.iterdir() if p.name != "config.json"]
+    assert len(kept) == 1 and json.loads(kept[0].read_text()) == {"model": {"d_model": 32}}
+    assert json.loads((tmp_path / "config.json").read_text()) == {"model": {"d_model": 64}}

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -150,6 +151,17 @@ def test_resume_under_another_fingerprint_is_refused_naming_the_key(tmp_path):
     with pytest.raises(ResumeMismatchError, match=r"data\.kind: checkpoint 'toy', this run 'other'"):
         _fit(tmp_path, 4, fingerprint={"seed": 0, "data": {"kind": "other"}})
     assert (tmp_path / "metrics.jsonl").read_text() == before  # nothing was lost
+
+
+def test_resume_with_another_model_names_the_mismatch_not_unreadable(tmp_path):
+    """A workdir written by another model (other shapes) is refused by fingerprint, before any restore."""
+    _fit(tmp_path, 2)
+    task = _toy_task({"seed": 0, "data": {"kind": "toy"}, "model": {"d_model": 64}})
+    task = dataclasses.replace(task, abstract_state={**task.abstract_state, "w": jax.ShapeDtypeStruct(
+        (2,), jnp.float32, sharding=task.abstract_state["w"].sharding)})
+    trainer = Trainer(str(tmp_path), TrainerConfig(steps=4, progress=False), CheckpointConfig(async_save=False))
+    with pytest.raises(ResumeMismatchError, match=r"model: checkpoint '<absent>'"):
+        trainer.fit(task)
 
 
 def test_lm_refuses_an_eval_split_smaller_than_one_batch(tmp_path):

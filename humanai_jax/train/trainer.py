@@ -134,6 +134,7 @@ class Trainer:
     def _restore_or_init(self, task: TrainTask, checkpointer: ckpt_lib.Checkpointer) -> tuple[int, State]:
         start, state, meta = None, None, None
         if self.ckpt.resume:
+            self._check_fingerprint(task, checkpointer)  # before restoring onto possibly other shapes
             start, state, meta = checkpointer.restore_latest(task.abstract_state)
         if state is None:
             state = task.init(jax.random.PRNGKey(self.config.seed))
@@ -148,6 +149,18 @@ class Trainer:
                 f"(use a new workdir, or ckpt.resume=False to start over):\n  " + "\n  ".join(problems))
         self.log(f"Resumed from checkpoint {start} in {self.ckpt_dir}")
         return start, state
+
+    def _check_fingerprint(self, task: TrainTask, checkpointer: ckpt_lib.Checkpointer) -> None:
+        """A workdir written by another model/data/seed is named as such, not reported as unreadable."""
+        latest = checkpointer.latest_step()
+        meta = checkpointer.read_meta(latest) if latest is not None else None
+        if not meta or "run_fingerprint" not in meta:
+            return
+        problems = _fingerprint_diff(meta["run_fingerprint"], _jsonable(task.fingerprint))
+        if problems:
+            raise ResumeMismatchError(
+                f"checkpoint {latest} in {self.ckpt_dir} was written by a different run; refusing to resume "
+                f"(use a new workdir, or ckpt.resume=False to start over):\n  " + "\n  ".join(problems))
 
     def _save(self, checkpointer, step: int, state: State, task: TrainTask) -> None:
         meta = {"data_position": step, "run_fingerprint": _jsonable(task.fingerprint)}

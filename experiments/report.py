@@ -131,7 +131,7 @@ class Run:
         values = {json.dumps(v) for v in seeds.values()}
         if len(values) == 1:  # e.g. {"seed": 0, "data.seed": 0}
             return values.pop()
-        return ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(seeds.items()))
+        return " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(seeds.items()))
 
 
 def _is_seed_key(key: str) -> bool:
@@ -291,7 +291,7 @@ def render_table(name: str, runs: list[Run], *, allow_mixed_commits: bool = Fals
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in sorted(groups):
         group = sorted(groups[variant], key=lambda r: r.seed_label)
-        seeds = ", ".join(run.seed_label for run in group)
+        seeds = "; ".join(run.seed_label for run in group)
         row = [f"`{variant}`", *[cell(group, m) for m in table.metrics], seeds, _commit_label(group),
                _date_label(group)]
         lines.append("| " + " | ".join(row) + " |")

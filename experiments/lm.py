@@ -126,7 +126,7 @@ def run(config, workdir: str) -> dict:
         # --- 5. evaluation as a hook --------------------------------------------------------------
         eval_step = jax.jit(functools.partial(step_lib.eval_step, cfg=step_cfg),
                             in_shardings=(state_sh["params"], {"tokens": b_sh}))
-        if eval_windows is not None and eval_windows.num_windows < batch_size:
+        if t.eval_every and eval_windows is not None and eval_windows.num_windows < batch_size:
             raise ValueError(f"the eval split has {eval_windows.num_windows} windows of {seq_len} tokens, fewer "
                              f"than one batch ({batch_size}): raise data.num_docs or data.eval_fraction, or set "
                              "train.eval_every=0")

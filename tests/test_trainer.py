@@ -216,3 +216,15 @@ def test_humanllm_kill9_then_resume_equals_an_uninterrupted_run(tmp_path):
     steps = [r["step"] for r in experiment.read_metrics(str(part)) if "loss" in r]
     assert steps == sorted(set(steps)), "a step was logged twice"
     assert _losses(part) == _losses(tmp_path / "whole")
+
+
+def test_lm_with_eval_off_accepts_an_eval_split_smaller_than_one_batch(tmp_path):
+    """The refusal above only applies when evaluation is on (its message offers train.eval_every=0)."""
+    from test_train_resume import SMALL
+
+    small = [a for a in SMALL if not a.startswith(("--config.train.eval_every", "--config.train.steps"))]
+    cmd = [sys.executable, "-m", "experiments.run", "--config", "configs/lm.py:tiny", "--workdir", str(tmp_path),
+           *small, "--config.train.eval_every=0", "--config.train.batch_size=64", "--config.train.steps=2"]
+    proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

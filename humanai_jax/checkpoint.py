@@ -154,7 +154,7 @@ class Checkpointer:
         """Restores the newest *readable* checkpoint: `(step, state, meta)`, or `(None, None, None)`
         when there are no checkpoints. Unreadable newer ones are skipped with a loud error log."""
         steps = self.all_steps()
-        failures = []
+        failures, failed_steps = [], []
         for step in reversed(steps):
             try:
                 state, meta = self.restore(step, abstract_state)
@@ -162,10 +162,11 @@ class Checkpointer:
                 logging.error("SKIPPING UNREADABLE CHECKPOINT %d: %s", step, e)
                 print(f"WARNING: skipping unreadable checkpoint {step}: {e}", flush=True)
                 failures.append(f"{step}: {e}")
+                failed_steps.append(step)
                 continue
             if failures:
                 logging.error("Restored checkpoint %d after skipping unreadable newer ones: %s", step, failures)
-                self._move_aside(int(f.split(":", 1)[0]) for f in failures)
+                self._move_aside(failed_steps)
             return step, state, meta
         if failures:
             raise CheckpointError(

@@ -142,11 +142,9 @@ class Trainer:
         problems = []
         if meta.get("data_position") != start:
             problems.append(f"data_position: checkpoint {meta.get('data_position')!r}, this run {start}")
+        # the restored step may be older than the one checked before restoring (a corrupt one was skipped)
         problems += _fingerprint_diff(meta.get("run_fingerprint", {}), _jsonable(task.fingerprint))
-        if problems:
-            raise ResumeMismatchError(
-                f"checkpoint {start} in {self.ckpt_dir} was written by a different run; refusing to resume "
-                f"(use a new workdir, or ckpt.resume=False to start over):\n  " + "\n  ".join(problems))
+        self._refuse_if(start, problems)
         self.log(f"Resumed from checkpoint {start} in {self.ckpt_dir}")
         return start, state
 
@@ -156,10 +154,12 @@ class Trainer:
         meta = checkpointer.read_meta(latest) if latest is not None else None
         if not meta or "run_fingerprint" not in meta:
             return
-        problems = _fingerprint_diff(meta["run_fingerprint"], _jsonable(task.fingerprint))
+        self._refuse_if(latest, _fingerprint_diff(meta["run_fingerprint"], _jsonable(task.fingerprint)))
+
+    def _refuse_if(self, step: int, problems: list[str]) -> None:
         if problems:
             raise ResumeMismatchError(
-                f"checkpoint {latest} in {self.ckpt_dir} was written by a different run; refusing to resume "
+                f"checkpoint {step} in {self.ckpt_dir} was written by a different run; refusing to resume "
                 f"(use a new workdir, or ckpt.resume=False to start over):\n  " + "\n  ".join(problems))
 
     def _save(self, checkpointer, step: int, state: State, task: TrainTask) -> None:
@@ -252,8 +252,6 @@ class Trainer:
                     self.log(f"Preempted: saved checkpoint {step}, exiting")
                     preempted = True
                     break
-            if pending:
-                last = flush()
             checkpointer.wait()  # an async save of this very step may still be finalising
             if step not in checkpointer.all_steps() and not preempted:
                 self._save(checkpointer, step, state, task)

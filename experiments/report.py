@@ -178,12 +178,7 @@ def load_runs(roots: Iterable[str | os.PathLike], *, warn=print) -> list[Run]:
     return runs
 
 
-# ------------------------------------------------------------------------------------------- stats
-def exact_binomial_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Clopper-Pearson (exact) confidence interval of a binomial proportion k/n (`eval.stats.binomial_ci`)."""
-    return stats.binomial_ci(k, n, level)
-
-
+# ------------------------------------------------------------------------------------------- cells
 def lookup(results: dict, key: str) -> Any:
     """results[key] if present, else the dotted path (`stages.sad.recall@20`); None when absent."""
     if key in results:
@@ -234,7 +229,7 @@ def cell(runs: list[Run], metric: Metric) -> str:
         if all(c is not None and c > 0 for c in counts):
             n = int(sum(counts))
             k = int(sum(round(v * c) for (_, v), c in zip(values, counts)))
-            lo, hi = exact_binomial_ci(k, n)
+            lo, hi = stats.binomial_ci(k, n)
             pooled = "pooled " if len(xs) > 1 else ""
             text += f" ({pooled}95% CI {100 * lo:.1f}-{100 * hi:.1f}, {k}/{n})"
     return text

@@ -12,6 +12,7 @@ import pytest
 from humanai_jax.agents import GenConfig, ScriptedBackend
 from humanai_jax.agents.jax_backend import JaxChatBackend
 from humanai_jax.backbone.transformer import forward
+from humanai_jax.eval import stats
 from humanai_jax.methods.humanllm import evaluation, sft, synthetic, tasks, tokenize
 
 
@@ -168,11 +169,11 @@ def test_item_selection_accuracy_ci_and_breakdown():
     from scipy.stats import binom
 
     # exact (Clopper-Pearson) interval: closed forms at the edges, the defining tail equations inside
-    lo, hi = evaluation.binomial_ci(0, 10)
+    lo, hi = stats.binomial_ci(0, 10)
     assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 10))
-    lo, hi = evaluation.binomial_ci(10, 10)
+    lo, hi = stats.binomial_ci(10, 10)
     assert hi == 1.0 and lo == pytest.approx(0.025 ** (1 / 10))
-    lo, hi = evaluation.binomial_ci(37, 120)
+    lo, hi = stats.binomial_ci(37, 120)
     assert binom.sf(36, 120, lo) == pytest.approx(0.025) and binom.cdf(37, 120, hi) == pytest.approx(0.025)
 
     def sample(context, target):
@@ -188,7 +189,7 @@ def test_item_selection_accuracy_ci_and_breakdown():
     assert acc["names_a_candidate"] == 0.75
     assert acc["by_context"] == {"history": {"accuracy": 0.5, "n": 2}, "persona": {"accuracy": 0.0, "n": 1},
                                  "persona+history": {"accuracy": 1.0, "n": 1}}
-    assert acc["ci95"] == pytest.approx(list(evaluation.binomial_ci(2, 4)))
+    assert acc["ci95"] == pytest.approx(list(stats.binomial_ci(2, 4)))
     assert acc["p_value_vs_chance"] == pytest.approx(binom.sf(1, 4, 0.05))
 
 

@@ -15,6 +15,7 @@ from conftest import REPO_ROOT
 from experiments import report
 from experiments.run import run_experiment
 from humanai_jax import provenance
+from humanai_jax.eval import stats
 
 COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
 MACHINE = {"platform": "Linux", "python": "3.11", "cpu_count": 2, "jax": "0.10.2", "jaxlib": "0.10.2",
@@ -49,9 +50,9 @@ def runs(tmp_path):
 
 
 def test_exact_binomial_ci_matches_known_values():
-    lo, hi = report.exact_binomial_ci(200, 400)
+    lo, hi = stats.binomial_ci(200, 400)
     assert (round(lo, 4), round(hi, 4)) == (0.4499, 0.5501)  # Clopper-Pearson, as R's binom.test
-    assert report.exact_binomial_ci(0, 10)[0] == 0.0 and report.exact_binomial_ci(10, 10)[1] == 1.0
+    assert stats.binomial_ci(0, 10)[0] == 0.0 and stats.binomial_ci(10, 10)[1] == 1.0
 
 
 def test_tables_group_by_variant_and_aggregate_seeds(runs):
@@ -74,7 +75,7 @@ def test_counts_pool_over_seeds(tmp_path):
         fake_run(tmp_path, f"h{seed}", "humanllm", {"sft/item_selection_accuracy": acc, "sft/item_selection_n": 100},
                  spec=f"configs/humanllm_sft.py:tiny,seed={seed}", seed=seed)
     row = report.build_tables(report.load_runs([tmp_path]))["humanllm"].splitlines()[2]
-    lo, hi = report.exact_binomial_ci(110, 200)
+    lo, hi = stats.binomial_ci(110, 200)
     assert f"55.0 ± 7.1% (n=2) (pooled 95% CI {100 * lo:.1f}-{100 * hi:.1f}, 110/200)" in row
     assert row.startswith("| `tiny` |")
 

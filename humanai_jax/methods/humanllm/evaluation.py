@@ -46,7 +46,6 @@ def generate_answers(backend, samples: Sequence[dict], cfg: GenConfig, tag: str 
 CONTEXT_MARKERS = {"history": "purchase history:", "persona": "user persona:"}
 
 
-binomial_ci = stats.binomial_ci  # exact (Clopper-Pearson) CI, `humanai_jax.eval.stats`
 
 
 def candidates_of(prompt: str) -> list[str]:

@@ -211,8 +211,29 @@ def _fmt(value: float, metric: Metric, *, bare: bool = False) -> str:
     return f"{value:.{metric.digits}f}"
 
 
+def seed_values(value: Any) -> list[float]:
+    """The per-seed numbers behind one results value: a number is one seed; a `{mean, std, per_seed}` dict
+    (a `:table` variant that ran its seeds inside one run) is its `per_seed` list. [] when neither."""
+    if isinstance(value, dict) and isinstance(value.get("per_seed"), list):
+        xs = [_number(v) for v in value["per_seed"]]
+        return [x for x in xs if x is not None]
+    x = _number(value)
+    return [] if x is None else [x]
+
+
 def cell(runs: list[Run], metric: Metric) -> str:
-    """mean ± std (n seeds) over the runs that have the metric; with counts, the pooled exact 95% CI."""
+    """mean ± std (n seeds) over the runs that have the metric; with counts, the pooled exact 95% CI.
+
+    Seeds come from separate runs or from one run's `{mean, std, per_seed}` value (both pooled)."""
+    if any(isinstance(lookup(run.results, metric.key), dict) for run in runs):
+        xs = [x for run in runs for x in seed_values(lookup(run.results, metric.key))]
+        if not xs:
+            return "—"
+        agg = stats.mean_std(xs)
+        if agg.n == 1:
+            return _fmt(agg.mean, metric)
+        unit = "%" if metric.fmt == "pct" else ""
+        return f"{_fmt(agg.mean, metric, bare=True)} ± {_fmt(agg.std, metric, bare=True)}{unit} (n={agg.n})"
     values = [(run, _number(lookup(run.results, metric.key))) for run in runs]
     values = [(run, v) for run, v in values if v is not None]
     if not values:

@@ -77,6 +77,19 @@ def test_chat_prompt_and_stop_ids(checkpoint):
     assert stop_token_ids(tokenizer) == (2,)  # tokenizer eos (= <|im_end|>), the chat end token
 
 
+def test_stop_ids_fall_back_to_tokenizer_eos_when_generation_config_names_none(tmp_path):
+    class Tok:  # a base-model tokenizer: an eos that is not a chat end-of-turn token
+        eos_token_id = 5
+
+        def get_vocab(self):
+            return {"</s>": 5, "hello": 6}
+
+    (tmp_path / "generation_config.json").write_text(json.dumps({"temperature": 0.7}))
+    assert stop_token_ids(Tok(), tmp_path) == (5,)
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": 6}))
+    assert stop_token_ids(Tok(), tmp_path) == (6,)
+
+
 def test_incremental_detokenizer_reassembles_multibyte_text(checkpoint):
     tokenizer = load_tokenizer(str(checkpoint[0]))
     for text in CORPUS[:4] + ["<|im_start|>user\n🙂🙂 ok<|im_end|>"]:

@@ -80,6 +80,14 @@ def test_counts_pool_over_seeds(tmp_path):
     assert row.startswith("| `tiny` |")
 
 
+def test_in_run_seed_aggregates_expand_to_their_per_seed_values(tmp_path):
+    # a `:table` variant runs its seeds inside one run and writes {mean, std, per_seed}
+    fake_run(tmp_path, "t", "plus", {"seen_accuracy": {"mean": 0.9, "std": 0.1, "per_seed": [0.8, 0.9, 1.0]},
+                                     "unseen_accuracy": {"per_seed": [0.7]}}, spec="configs/plus.py:table")
+    row = report.build_tables(report.load_runs([tmp_path]))["plus"].splitlines()[2]
+    assert row.startswith("| `table` | 90.0 ± 10.0% (n=3) | 70.0% | — |")
+
+
 def test_refuses_mixed_commits_unless_allowed(runs):
     fake_run(runs, "plus_new", "plus", {"seen_accuracy": 0.5}, spec="configs/plus.py:plus,seed=7", seed=7,
              commit=COMMIT_B)

@@ -35,14 +35,16 @@ def chat_prompt_ids(tokenizer, messages: Sequence[dict], *, add_generation_promp
 
 
 def stop_token_ids(tokenizer, checkpoint_dir: str | pathlib.Path | None = None) -> tuple[int, ...]:
-    """Stop ids: `generation_config.json` `eos_token_id` (int or list) if present, else the
+    """Stop ids: `generation_config.json` `eos_token_id` (int or list) if it names any, else the
     tokenizer's eos, plus any chat end-of-turn token in the vocabulary."""
     ids: list[int] = []
     gen = pathlib.Path(checkpoint_dir) / "generation_config.json" if checkpoint_dir else None
     if gen is not None and gen.exists():
         eos = json.loads(gen.read_text()).get("eos_token_id")
         ids += [eos] if isinstance(eos, int) else list(eos or [])
-    elif tokenizer.eos_token_id is not None:
+    # A generation_config.json without eos_token_id (many exports write only sampling defaults) must not
+    # leave generation with no stop token: fall back to the tokenizer's eos.
+    if not ids and tokenizer.eos_token_id is not None:
         ids.append(tokenizer.eos_token_id)
     vocab = tokenizer.get_vocab()
     ids += [vocab[t] for t in CHAT_END_TOKENS if t in vocab]

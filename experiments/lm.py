@@ -10,7 +10,6 @@ checkpoints, SIGTERM), and the wrap-up (loss plot, results).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 
@@ -111,7 +110,7 @@ def run(config, workdir: str) -> dict:
             batch_at=lambda step: {"tokens": train_windows.batch(
                 step, batch_size, process_index=jax.process_index(), process_count=jax.process_count())},
             abstract_batch={"tokens": jax.ShapeDtypeStruct((batch_size, seq_len + 1), jnp.int32, sharding=b_sh)},
-            fingerprint={"seed": config.seed, "data": config.data.to_dict(), "model": dataclasses.asdict(model_cfg)},
+            fingerprint={"seed": config.seed, "data": config.data.to_dict(), "model": model_cfg.identity()},
             tokens_per_step=batch_size * seq_len, flops_per_step=step_flops,
         )
         peak = t.peak_flops * jax.device_count() if t.peak_flops else _default_peak()

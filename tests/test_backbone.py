@@ -116,6 +116,17 @@ def test_cudnn_attention_refuses_float32(fam):
         dataclasses.replace(fam.config, attention_impl="cudnn")
 
 
+def test_identity_leaves_out_execution_knobs_only():
+    """The resume fingerprint (ModelConfig.identity) lets a run resume with remat/attention kernels changed,
+    but not with a different function or parameter layout."""
+    base = bb.ModelConfig.small(vocab_size=64)
+    knobs = dataclasses.replace(base, remat="full", attention_block=0, attention_impl="jax")
+    assert knobs.identity() == base.identity()
+    assert set(dataclasses.asdict(base)) - set(base.identity()) == {"remat", "attention_block", "attention_impl"}
+    for field, value in [("n_layers", 3), ("dtype", "bfloat16"), ("scan_layers", False), ("rope_theta", 5e5)]:
+        assert dataclasses.replace(base, **{field: value}).identity() != base.identity(), field
+
+
 # ------------------------------------------------------------------------------------ KV cache
 def test_cached_prefill_and_steps_equal_full_forward(fam):
     """Left-padded prefill (bucket 12), then forced writes of 1, 3, 1, 1, 1 tokens, against torch's full pass."""

@@ -113,6 +113,16 @@ class ModelConfig:
     eos_token_id: int | tuple[int, ...] | None = None
     pad_token_id: int | None = None
 
+    # How the numbers are computed, not which numbers: a run may resume with other values (remat on a
+    # smaller device, cuDNN attention on a GPU), so resume fingerprints leave them out.
+    EXECUTION_KNOBS = ("remat", "attention_block", "attention_impl")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the model's function and parameter layout (everything but
+        EXECUTION_KNOBS), as a JSON-able dict: what a checkpoint's resume fingerprint records."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in self.EXECUTION_KNOBS}
+
     def __post_init__(self):
         # Normalise dtypes to names (hashable, JSON-friendly) and lists to tuples (hashable).
         object.__setattr__(self, "dtype", _dtype_name(self.dtype))

@@ -290,3 +290,37 @@ def test_small_catalogue_is_used_up_without_repeats_or_dead_ends():
         counts.append(len(items))
     assert max(counts) == len(SMALL)  # some reply recommended every item, never one twice
     assert not np.asarray(state.guard_fired).any()
+
+
+# ----------------------------------------------------------------------------- hardening
+def test_build_rejects_bad_control_tokens():
+    for soi, eoi, match in [(SMALL_V, SMALL_EOI, "soi_id .* outside"), (SMALL_SOI, -1, "eoi_id -1 is outside"),
+                            (SMALL_SOI, SMALL_V + 5, "eoi_id .* outside"), (SMALL_SOI, SMALL_SOI, "must differ")]:
+        with pytest.raises(ValueError, match=match):
+            build_item_trie(SMALL, soi_id=soi, eoi_id=eoi, vocab_size=SMALL_V)
+
+
+def test_prompt_ending_inside_a_span_constrains_the_first_tokens():
+    """A prompt that ends in `<SOI> 10 11` (an open title) continues from that trie node: the reply starts with
+    12 or 13 and then <EOI> (titles [10, 11, 12], [10, 11, 13]); `<SOI> 3 4 6` can only become [3, 4, 6, 7]."""
+    trie = build_item_trie(SMALL, soi_id=SMALL_SOI, eoi_id=SMALL_EOI, vocab_size=SMALL_V, window=2)
+    config, params = _biased_random_model(SMALL_V, SMALL_SOI, 1, seed=5)
+    con = ItemConstraint(trie.to_device(), max_items=16)
+    prompts = [[2, SMALL_SOI, 10, 11]] * 8 + [[SMALL_SOI, 9, SMALL_EOI, 2, SMALL_SOI, 3, 4, 6]] * 4 + [[2, 3]] * 4
+    toks, lens, state = generate(params, config, prompts, max_new_tokens=6, temperature=1.0, rng=jax.random.key(2),
+                                 constraint=con, return_state=True)
+    assert {tuple(r[:2]) for r in toks[:8].tolist()} <= {(12, SMALL_EOI), (13, SMALL_EOI)}
+    assert all(tuple(r[:2]) == (7, SMALL_EOI) for r in toks[8:12].tolist())
+    recorded = con.emitted_items(state.cstate)
+    assert all(r[:1] in ([6], [7]) for r in recorded[:8])  # the completed title is the reply's first item
+    assert all(r[:1] == [2] for r in recorded[8:12])  # [9] closed inside the prompt is not recorded
+    assert not np.asarray(state.guard_fired).any()
+
+
+def test_stop_token_inside_a_title_is_refused():
+    trie = build_item_trie(SMALL, soi_id=SMALL_SOI, eoi_id=SMALL_EOI, vocab_size=SMALL_V, window=2)
+    config, params = _biased_random_model(SMALL_V, SMALL_SOI, 1)
+    con = ItemConstraint(trie.to_device())
+    with pytest.raises(ValueError, match=r"stop token\(s\) \[4\] occur inside item titles"):
+        generate(params, config, [[2]], max_new_tokens=4, constraint=con, stop_token_ids=[1, 4])
+    generate(params, config, [[2]], max_new_tokens=4, constraint=con, stop_token_ids=[1, SMALL_EOI])  # fine

@@ -1,6 +1,7 @@
 """Constraints for the decode loop: a pytree with three pure functions.
 
     state = constraint.init_state(batch)                  # per-row state, a pytree of [B, ...]
+    state = constraint.init_state_from_prompt(tokens, start)   # optional: the state the prompt leaves
     allowed, empty = constraint.allowed(state)            # [B, V] bool, [B] bool
     state = constraint.update(state, tokens, active)      # tokens [B] i32, active [B] bool
 
@@ -60,6 +61,32 @@ class ItemConstraint:
             emitted=jnp.full((batch, self.max_items), -1, jnp.int32),
             n_emitted=jnp.zeros((batch,), jnp.int32),
         )
+
+    def init_state_from_prompt(self, tokens: jax.Array, start: jax.Array) -> ItemConstraintState:
+        """The state after reading the prompts: `tokens [B, T]` i32 left-padded, row b's prompt is
+        `tokens[b, start[b]:]`. A prompt that ends inside an open `<SOI>` span (e.g. a reply prefilled up to
+        `<SOI> The Ma`) must constrain the first generated tokens from that trie node, not from free text.
+        Items completed in the prompt are not recorded: the de-dup buffer is the reply's (the reference).
+        """
+        batch, length = tokens.shape
+
+        def read(state, t):
+            return self.update(state, tokens[:, t], t >= start), None
+
+        state, _ = jax.lax.scan(read, self.init_state(batch), jnp.arange(length))
+        return dataclasses.replace(state, emitted=jnp.full_like(state.emitted, -1),
+                                   n_emitted=jnp.zeros_like(state.n_emitted))
+
+    def check_stop_ids(self, stop_ids) -> None:
+        """Refuses stop tokens that occur inside a catalogue title: sampling one inside a span would end the
+        reply mid-title (an item that is neither complete nor out-of-domain by the metrics' count)."""
+        import numpy as np
+
+        inside = np.intersect1d(np.asarray(list(stop_ids), np.int64), self.trie.title_tokens())
+        if inside.size:
+            raise ValueError(
+                f"stop token(s) {inside.tolist()} occur inside item titles: a reply would stop in the middle of "
+                "an item. Drop them from stop_token_ids, or tokenize titles so they cannot contain them.")
 
     def _exhausted_children(self, state: ItemConstraintState, node: jax.Array) -> jax.Array:
         """`[B, R]` token ids of children of `node` whose whole subtree was emitted (else V)."""

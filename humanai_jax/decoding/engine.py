@@ -192,6 +192,15 @@ def _cond(inp: LoopInputs, state: DecodeState) -> jax.Array:
     return (state.step < inp.max_new) & ~jnp.all(state.done) & (state.cache.index < state.cache.max_len)
 
 
+def _constraint_start(constraint, tokens, start):
+    """The constraint's state at the first generated token: from the prompts when it can read them."""
+    if constraint is None:
+        return None
+    if hasattr(constraint, "init_state_from_prompt"):
+        return constraint.init_state_from_prompt(tokens, start)
+    return constraint.init_state(tokens.shape[0])
+
+
 def _start(params, config, inp: LoopInputs, tokens, start, live, request_ids, cache, n_cap, rules=None):
     """Prefill and the first token: the state the loop starts from."""
     logits, hidden, cache = prefill(params, tokens, start, config, cache, rules)
@@ -207,7 +216,7 @@ def _start(params, config, inp: LoopInputs, tokens, start, live, request_ids, ca
         request_ids=request_ids,
         hidden=hidden,
         cache=cache,
-        cstate=None if inp.constraint is None else inp.constraint.init_state(b),
+        cstate=_constraint_start(inp.constraint, tokens, start),
         forcing=None if inp.retriever is None else inp.retriever.init_state(b),
     )
     return _emit(state, logits, hidden, inp)
@@ -292,6 +301,8 @@ def _loop_inputs(config, *, max_new_tokens, temperature, top_k, top_p, stop_toke
             raise ValueError(
                 f"constraint vocab_size {constraint.trie.vocab_size} != model vocab_size {config.vocab_size}"
             )
+    if constraint is not None and hasattr(constraint, "check_stop_ids"):
+        constraint.check_stop_ids(stop)
     return LoopInputs(
         base_key=jax.random.key(0) if rng is None else rng,
         stop_ids=jnp.asarray(stop + [-1] * (MAX_STOP_IDS - len(stop)), jnp.int32),

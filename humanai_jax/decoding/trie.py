@@ -91,6 +91,11 @@ class ItemTrie:
         j = int(np.searchsorted(toks, token))
         return int(self.child_node[a + j]) if j < len(toks) and toks[j] == token else -1
 
+    def title_tokens(self) -> np.ndarray:
+        """Host: the sorted distinct token ids that occur inside titles (not SOI/EOI)."""
+        depth, leaf = np.asarray(self.depth), np.asarray(self.leaf_rank)
+        return np.unique(np.asarray(self.tok)[(depth >= 1) & (leaf < 0)])
+
     def children_tokens(self, node: int) -> np.ndarray:
         a, b = int(self.indptr[node]), int(self.indptr[node + 1])
         return np.asarray(self.child_tok[a:b])
@@ -123,6 +128,13 @@ def build_item_trie(
     """
     if window <= 0:
         raise ValueError(f"window must be positive, got {window}")
+    # An out-of-range control id would make the mask writes drop silently (every row unconstrained) or
+    # fail deep in numpy; equal ids would make every span close where it opens.
+    for name, cid in (("soi_id", soi_id), ("eoi_id", eoi_id)):
+        if not 0 <= int(cid) < vocab_size:
+            raise ValueError(f"{name} {cid} is outside the vocabulary [0, {vocab_size})")
+    if int(soi_id) == int(eoi_id):
+        raise ValueError(f"soi_id and eoi_id must differ, both are {soi_id}")
     paths = []
     for i, ids in enumerate(titles):
         ids = [int(t) for t in ids]

@@ -15,8 +15,8 @@ Any field can be overridden on the command line: `--config.train.steps=50 --conf
 
 import ml_collections
 
+from humanai_jax import configs
 from humanai_jax.configs import choose_variant, parse_arg
-from humanai_jax.sharding import DEFAULT_RULES
 
 _VARIANTS = {
     "tiny": dict(),
@@ -42,24 +42,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.experiment = "lm"
     c.seed = 0
 
-    # Model: from scratch (shapes below) or from a HF checkpoint dir (`hf_path`; shapes then come
-    # from its config.json and only dtype/param_dtype/scan_layers/remat apply).
-    c.model = ml_collections.ConfigDict(dict(
-        hf_path=args.hf_path,
-        family="qwen2",  # qwen2 | llama | qwen3 | mistral | phi3 (from-scratch models)
-        vocab_size=0,  # 0 = the tokenizer's size rounded up to a multiple of 128
-        d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, head_dim=0, mlp_dim=384,
-        tie_embeddings=True,
-        dtype="float32",  # compute dtype ("bfloat16" = mixed precision; params stay in param_dtype)
-        param_dtype="float32",
-        scan_layers=True,
-        remat="none",  # none | full | dots
-    ))
-
-    # Mesh axes (data, fsdp, tensor); one size may be -1 = all remaining devices.
-    c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, axis_type="auto"))
-    # Logical axis -> mesh axes. Moving between DP / FSDP / TP is a change here and in `mesh`.
-    c.rules = ml_collections.ConfigDict({k: tuple(v) for k, v in DEFAULT_RULES.items()})
+    # The shared blocks (humanai_jax/configs.py documents every key); from scratch (shapes below) or from a
+    # HF checkpoint dir (`hf_path`; shapes then come from its config.json).
+    c.model = configs.model_block(hf_path=args.hf_path)
+    c.mesh = configs.mesh_block()
+    c.rules = configs.rules_block()
 
     c.data = ml_collections.ConfigDict(dict(
         source="synthetic",  # synthetic (generated offline) | file (data.path: .jsonl with text_field, or .txt)
@@ -72,31 +59,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         seed=0,  # the batch at step s is a pure function of (seed, s)
     ))
 
-    c.optim = ml_collections.ConfigDict(dict(
-        name="adamw", lr=3e-3, schedule="warmup_cosine", warmup_steps=20, decay_steps=0, end_lr_frac=0.1,
-        b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, clip_norm=1.0,
-    ))
-
-    c.train = ml_collections.ConfigDict(dict(
-        steps=200,
-        batch_size=16,  # global batch (sequences per optimizer step)
-        grad_accum=1,  # micro-batches per step (lax.scan), one update per step
-        loss_chunk=0,  # >0: chunked cross-entropy over this many positions at a time
-        log_every=10,
-        eval_every=50,
-        eval_batches=8,
-        peak_flops=0.0,  # per-device peak FLOP/s for MFU; 0 = vendor table (TPU/GPU) or measured (CPU)
-        distributed="auto",  # auto | on | off: jax.distributed.initialize()
-        progress=True,
-        slow_step_s=0.0,  # sleep after each step (only to test preemption)
-    ))
-
-    c.ckpt = ml_collections.ConfigDict(dict(
-        dir="",  # "" = WORKDIR/checkpoints
-        every=50, keep=3, async_save=True,
-        resume=True,  # restore the newest readable checkpoint in dir
-        export_hf=False,  # at the end, write WORKDIR/hf_export (save_pretrained + tokenizer)
-    ))
+    c.optim = configs.optim_block()
+    c.train = configs.train_block()
+    c.ckpt = configs.ckpt_block()
 
     if variant == "hf":
         # Fine-tune a HF checkpoint on the generated corpus with its own tokenizer.

@@ -68,3 +68,89 @@ def choose_variant(arg: str | None, variants: dict[str, dict], default: str) -> 
     if first not in variants:
         raise ValueError(f"Unknown variant {first!r}; valid variants: {sorted(variants)}")
     return first, rest
+
+
+# ------------------------------------------------------------------------------ shared config blocks
+# The same keys mean the same thing in every config: an experiment that trains the backbone builds its
+# `model`, `mesh`, `rules`, `optim`, `train` and `ckpt` blocks here and then adds only what is its own
+# (e.g. `c.train.mix_temperature = 1.0` for HumanLLM). The readers are train/model_block.py (model),
+# train/runtime.py (mesh, rules), train/optim.py (optim), train/trainer.py (train, ckpt).
+# tests/test_configs_blocks.py checks every config under configs/ against these key sets.
+
+_MODEL = dict(
+    hf_path="",  # a HF checkpoint dir; then shapes come from its config.json (only dtype..remat below apply)
+    family="qwen2",  # qwen2 | llama | qwen3 | mistral | phi3 (from-scratch models)
+    vocab_size=0,  # 0 = the tokenizer's size rounded up to a multiple of 128
+    d_model=128, n_layers=4, n_heads=4, n_kv_heads=2, head_dim=0, mlp_dim=384,  # head_dim 0 = d_model / n_heads
+    tie_embeddings=True,
+    dtype="float32",  # compute dtype ("bfloat16" = mixed precision; params stay in param_dtype)
+    param_dtype="float32",
+    scan_layers=True,
+    remat="none",  # none | full | dots
+)
+_MESH = dict(data=1, fsdp=-1, tensor=1, axis_type="auto")  # one size may be -1 = all remaining devices
+_OPTIM = dict(
+    name="adamw", lr=3e-3, schedule="warmup_cosine", warmup_steps=20, decay_steps=0, end_lr_frac=0.1,
+    b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, clip_norm=1.0,
+)
+_TRAIN = dict(
+    steps=200,
+    batch_size=16,  # global batch (sequences per optimizer step)
+    grad_accum=1,  # micro-batches per step (lax.scan), one update per step
+    loss_chunk=0,  # > 0: chunked cross-entropy over this many positions at a time
+    log_every=10,
+    eval_every=50,  # 0 = no periodic evaluation
+    eval_batches=8,
+    peak_flops=0.0,  # per-device peak FLOP/s for MFU; 0 = vendor table (TPU/GPU) or measured (CPU)
+    distributed="auto",  # auto | on | off: jax.distributed.initialize()
+    progress=True,
+    slow_step_s=0.0,  # sleep after each step (only to test preemption)
+)
+_CKPT = dict(
+    dir="",  # "" = WORKDIR/checkpoints
+    every=50, keep=3, async_save=True,
+    resume=True,  # restore the newest readable checkpoint in dir
+    export_hf=False,  # at the end, write WORKDIR/hf_export (save_pretrained + tokenizer)
+)
+BLOCK_KEYS = {"model": frozenset(_MODEL), "mesh": frozenset(_MESH), "optim": frozenset(_OPTIM),
+              "train": frozenset(_TRAIN), "ckpt": frozenset(_CKPT)}
+
+
+def _block(name: str, defaults: dict, overrides: dict) -> ml_collections.ConfigDict:
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(f"{name} block: unknown key(s) {unknown}; valid keys: {sorted(defaults)}. "
+                         f"Add an experiment's own key after building the block (c.{name}.my_key = ...).")
+    return ml_collections.ConfigDict({**defaults, **overrides})
+
+
+def model_block(**overrides) -> ml_collections.ConfigDict:
+    """The backbone's `model` block (read by `train.model_block.model_config`)."""
+    return _block("model", _MODEL, overrides)
+
+
+def mesh_block(**overrides) -> ml_collections.ConfigDict:
+    """Mesh axis sizes (data, fsdp, tensor) and axis_type (auto | explicit)."""
+    return _block("mesh", _MESH, overrides)
+
+
+def rules_block() -> ml_collections.ConfigDict:
+    """Logical axis -> mesh axes (`sharding.DEFAULT_RULES`): DP / FSDP / TP is a change here and in `mesh`."""
+    from humanai_jax.sharding import DEFAULT_RULES
+
+    return ml_collections.ConfigDict({k: tuple(v) for k, v in DEFAULT_RULES.items()})
+
+
+def optim_block(**overrides) -> ml_collections.ConfigDict:
+    """Optimizer and schedule (read by `train.optim`)."""
+    return _block("optim", _OPTIM, overrides)
+
+
+def train_block(**overrides) -> ml_collections.ConfigDict:
+    """Loop settings (read by `train.trainer.TrainerConfig` and the experiment's batches)."""
+    return _block("train", _TRAIN, overrides)
+
+
+def ckpt_block(**overrides) -> ml_collections.ConfigDict:
+    """Checkpointing (read by `train.trainer.CheckpointConfig.from_config`)."""
+    return _block("ckpt", _CKPT, overrides)

@@ -1,0 +1,71 @@
+r"""NAMeGEn: multi-agent Chinese baby naming on CBNames with the CBNames metric suite (docs/namegen.md).
+
+  # plumbing run (default): 3 CBNames queries, scripted mock model, sample poems + sample Hanzi table
+  python -m experiments.run --config configs/namegen.py --workdir runs/namegen_plumbing
+  # any OpenAI-compatible endpoint (our server or a vendor), generator and judge:
+  python -m experiments.run --config configs/namegen.py:full,kind=openai,base_url=http://127.0.0.1:8000,model=M \
+      --workdir runs/namegen_M
+  # any HF checkpoint dir, in process (JAX):
+  python -m experiments.run --config configs/namegen.py:full,kind=hf,checkpoint=/path/Qwen2.5-0.5B-Instruct ...
+  # an ablation or a baseline; or everything in one run:
+  python -m experiments.run --config configs/namegen.py:wo_R ...   configs/namegen.py:baseline_cot ...
+  python -m experiments.run --config configs/namegen.py:compare,kind=openai,... --workdir runs/namegen_all
+
+Variants: full, wo_R, wo_evalR, wo_Imp, wo_Exp, wo_evalGen, wo_ImpExp, baseline_{base,fewshot,cot,tdb,
+llm_discussion,rag}, compare (all of them). Variant-string options: kind=mock|hf|openai|replay, checkpoint=,
+base_url=, model=, limit=N, record=PATH, replay=PATH, poems=PATH|sample|gold, hanzi=PATH.
+The judge uses `judge_backend` (kind "" = the generator's backend) at temperature 0.2, as the reference's Kimi judge.
+"""
+
+import ml_collections
+
+from humanai_jax.configs import choose_variant, parse_arg
+
+_ABLATIONS = ("full", "wo_R", "wo_evalR", "wo_Imp", "wo_Exp", "wo_evalGen", "wo_ImpExp")
+_BASELINES = ("base", "fewshot", "cot", "tdb", "llm_discussion", "rag")
+_VARIANTS = {**{v: {} for v in _ABLATIONS}, **{f"baseline_{b}": {} for b in _BASELINES}, "compare": {}}
+
+
+def backend_block(**overrides) -> ml_collections.ConfigDict:
+    """Fields read by humanai_jax.methods.namegen.backends.build_backend."""
+    b = dict(kind="mock", checkpoint="", tokenizer="", chat_template="", base_url="", model="",
+             api_key_env="OPENAI_API_KEY", timeout_s=120.0, max_concurrency=8, max_batch=16, seed=0, record="",
+             replay="")
+    b.update(overrides)
+    return ml_collections.ConfigDict(b)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    variant, rest = choose_variant(arg, _VARIANTS, default="full")
+    args = parse_arg(rest, kind="", checkpoint="", base_url="", model="", limit=-1, record="", replay="", poems="",
+                     hanzi="")
+    c = ml_collections.ConfigDict()
+    c.experiment = "namegen"
+    c.methods = ",".join([*_ABLATIONS, *(f"baseline_{b}" for b in _BASELINES)]) if variant == "compare" else variant
+    c.seeds = "0"  # comma list; every (method, seed, query) is one unit of outputs.jsonl
+    c.data_dir = ""  # "" = ../shared/data/cbnames next to the repository
+    c.offset = 0
+    c.limit = 3  # number of CBNames queries (0 = all 500)
+    c.poems = "sample"  # "sample" (10 shipped poems) | "gold" (CBNames r_poem: smoke only) | a JSONL/CSV path
+    c.hanzi = ""  # "" = the shipped self-written sample table; else a CSV/TSV path (字, 汉字五行, ...)
+    c.plumbing = True  # labels results.json: numbers from the mock model / sample tables mean nothing
+    c.judge = True
+    c.max_attempts = 3  # JSON parse + repair tries per call
+    c.loop = ml_collections.ConfigDict(dict(max_round=10, warmup=2, lr=0.8, alpha=0.8, rk_limit=5, refine_repairs=3,
+                                            show_weights=False, compat=False, birth_from="parser"))
+    c.gen = ml_collections.ConfigDict(dict(temperature=0.7, top_p=1.0, max_tokens=1024))
+    c.judge_gen = ml_collections.ConfigDict(dict(temperature=0.2, top_p=1.0, max_tokens=1024))
+    c.backend = backend_block()
+    c.judge_backend = backend_block(kind="")
+    for key in ("kind", "checkpoint", "base_url", "model", "record", "replay"):
+        if args[key]:
+            c.backend[key] = args[key]
+    if args.kind and args.kind != "mock":
+        c.plumbing = False
+    if args.limit >= 0:
+        c.limit = args.limit
+    if args.poems:
+        c.poems = args.poems
+    if args.hanzi:
+        c.hanzi = args.hanzi
+    return c

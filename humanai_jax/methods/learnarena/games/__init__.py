@@ -1,0 +1,23 @@
+"""Native offline game environments for LearnArena (textarena is not a dependency).
+
+`make(env_id)` builds one: TicTacToe-v0 (textarena 0.5.6 rules, spec §6), ConnectFour-v0 and
+UltimateTicTacToe-v0 (ours, in TextArena's style). All follow the `GameEnv` protocol of `base.py`.
+"""
+
+from __future__ import annotations
+
+from humanai_jax.methods.learnarena.games.base import GAME_ID, GameEnv, TwoPlayerTextGame
+from humanai_jax.methods.learnarena.games.connect_four import ConnectFour
+from humanai_jax.methods.learnarena.games.tictactoe import TicTacToe
+from humanai_jax.methods.learnarena.games.ultimate_tictactoe import UltimateTicTacToe
+
+__all__ = ["GAME_ID", "GameEnv", "TwoPlayerTextGame", "TicTacToe", "ConnectFour", "UltimateTicTacToe", "GAMES",
+           "make"]
+
+GAMES = {"TicTacToe-v0": TicTacToe, "ConnectFour-v0": ConnectFour, "UltimateTicTacToe-v0": UltimateTicTacToe}
+
+
+def make(env_id: str) -> TwoPlayerTextGame:
+    if env_id not in GAMES:
+        raise ValueError(f"unknown game {env_id!r}; native games: {sorted(GAMES)} (textarena is not installed)")
+    return GAMES[env_id]()

@@ -137,6 +137,14 @@ TABLES: dict[str, Table] = {
         Metric("plumbing (numbers mean nothing)", "plumbing", "int"),
         WALL,
     ), "NAMeGEn on CBNames (`configs/namegen.py`)"),
+    "trendsim": Table("trendsim", (
+        Metric("dE 1%", "sweep.share_1.dE"), Metric("dE 3%", "sweep.share_3.dE"),
+        Metric("dE 10%", "sweep.share_10.dE"), Metric("dE 30%", "sweep.share_30.dE"),
+        Metric("dS 30%", "sweep.share_30.dS"), Metric("E final (clean)", "sweep.share_0.E_final"),
+        Metric("moderation F1 t=0", "moderation.split_0.f1"), Metric("moderation FPR t=0", "moderation.split_0.fpr"),
+        Metric("moderation gain t=0", "moderation.split_0.gain_vs_none"),
+        WALL,
+    ), "TrendSim, rule policy (`configs/trendsim.py:sweep`)"),
 }
 
 

@@ -1,31 +1,21 @@
-"""ChatBackends for NAMeGEn runs, from a config block:
+"""ChatBackends for NAMeGEn runs, from a config block: the core factory's kinds (`humanai_jax.agents.factory`:
+project run, HF dir, OpenAI-compatible endpoint, replay; `record`) plus
 
   kind = "mock"    a deterministic rule-based plumbing model (a `ScriptedBackend` answering every agent tag
                    with well-formed JSON derived from the prompt): exercises the whole pipeline offline.
                    Its numbers mean nothing; results carry `plumbing: true`.
-         "hf"      `checkpoint`: any HF checkpoint dir (config.json + safetensors + tokenizer), in-process
-                   `JaxChatBackend` (`chat_template`: "" = the tokenizer's own, "plain", or a .jinja path)
-         "openai"  `base_url`, `model`, `api_key_env`: any OpenAI-compatible endpoint (our server or a vendor)
-         "replay"  `replay`: a cassette written with `record` (exact re-runs, call for call)
-  `record`: cassette path; wraps the backend in RecordingBackend.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 
-from humanai_jax.agents import OpenAICompatBackend, RecordingBackend, ReplayBackend, ScriptedBackend
+from humanai_jax.agents import ScriptedBackend
+from humanai_jax.agents.factory import PLAIN_CHAT_TEMPLATE, build_backend as build_core_backend
 
 __all__ = ["build_backend", "mock_backend", "mock_rules", "PLAIN_CHAT_TEMPLATE"]
 
-PLAIN_CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                       "{% if add_generation_prompt %}assistant:{% endif %}")
-
-
-def _get(block, key, default=None):
-    return block.get(key, default) if hasattr(block, "get") else getattr(block, key, default)
 
 
 def _user(messages) -> str:
@@ -116,51 +106,6 @@ def mock_backend() -> ScriptedBackend:
     return backend
 
 
-def _in_process_hf(block):
-    from humanai_jax.agents.jax_backend import JaxChatBackend
-    from humanai_jax.backbone.hf import load_pretrained
-    from humanai_jax.data.tokenizer import load_tokenizer
-
-    path = _get(block, "checkpoint", "")
-    if not path or not os.path.isdir(path):
-        raise FileNotFoundError(f"backend.checkpoint {path!r} is not a directory (kind 'hf')")
-    tok = load_tokenizer(_get(block, "tokenizer", "") or path)
-    template = _get(block, "chat_template", "")
-    if template == "plain":
-        tok.chat_template = PLAIN_CHAT_TEMPLATE
-    elif template:
-        with open(template, encoding="utf-8") as f:
-            tok.chat_template = f.read()
-    if not getattr(tok, "chat_template", None):
-        raise ValueError(f"tokenizer of {path} has no chat template: set backend.chat_template='plain'")
-    model_cfg, params = load_pretrained(path)
-    return JaxChatBackend(params, model_cfg, tok, name=f"hf:{os.path.basename(os.path.normpath(path))}",
-                          max_batch=int(_get(block, "max_batch", 16)), default_seed=int(_get(block, "seed", 0)),
-                          checkpoint_dir=path)
-
-
 def build_backend(block, *, seed: int = 0):
-    """A ChatBackend from a config block (see the module docstring)."""
-    kind = _get(block, "kind", "")
-    if kind == "mock":
-        backend = mock_backend()
-    elif kind == "hf":
-        backend = _in_process_hf(block)
-    elif kind == "openai":
-        if not _get(block, "base_url") or not _get(block, "model"):
-            raise ValueError("backend kind 'openai' needs backend.base_url and backend.model")
-        backend = OpenAICompatBackend(_get(block, "base_url"), _get(block, "model"),
-                                      api_key_env=_get(block, "api_key_env", "OPENAI_API_KEY"),
-                                      timeout_s=float(_get(block, "timeout_s", 120.0)),
-                                      max_concurrency=int(_get(block, "max_concurrency", 8)), seed=seed)
-    elif kind == "replay":
-        path = _get(block, "replay", "")
-        if not path or not os.path.exists(path):
-            raise FileNotFoundError(f"backend.replay cassette {path!r} does not exist")
-        backend = ReplayBackend(path)
-    else:
-        raise ValueError(f"unknown backend.kind {kind!r}; valid: mock, hf, openai, replay")
-    record = _get(block, "record", "")
-    if record:
-        backend = RecordingBackend(backend, record)
-    return backend
+    """A ChatBackend from a config block: `mock` (the plumbing model) or any kind of the core factory."""
+    return build_core_backend(block, seed=seed, custom={"mock": lambda b, s: mock_backend()})

@@ -1,4 +1,4 @@
-"""Model FLOPs and MFU (spec platform.md §9; PaLM App. B, MaxText convention).
+"""Model FLOPs and MFU (PaLM, arXiv 2204.02311 App. B; the MaxText convention).
 
 Training FLOPs per token = 6·N + 12·L·H·Dh·S·(1/2 if causal), where
   N  = matmul parameters: attention q/k/v/o, MLP gate/up/down and the output head (lm_head, or the
@@ -48,7 +48,7 @@ def mfu(step_flops: float, step_time_s: float, peak_flops_per_s: float) -> float
     return step_flops / (step_time_s * peak_flops_per_s)
 
 
-# Vendor dense bf16 peaks per chip (spec §9). CPU peaks are measured, see `measure_matmul_peak`.
+# Vendor dense bf16 peaks per chip (the vendors' data sheets). CPU peaks are measured, see `measure_matmul_peak`.
 PEAK_BF16_FLOPS = {
     "TPU v4": 275e12,
     "TPU v5 lite": 197e12,  # v5e

@@ -8,7 +8,7 @@ head, q/k/v biases); batch 8 x seq 512; float32; AdamW; one full optimizer step 
 (forward, backward, update). Both sides run in this process, interleaved in rounds (ours, torch,
 ours, torch, ...) so machine load hits both alike; each side's time is its best round. Prints
 tokens/s for each, the ratio, and our fraction of the machine's fp32 matmul peak (measured with a
-big `jnp` matmul), counting model FLOPs as 6N + attention (causal halved, spec §9) and also with
+big `jnp` matmul), counting model FLOPs as 6N + attention (causal halved; humanai_jax/flops.py) and also with
 the full (unmasked) score matmuls that both implementations actually execute.
 """
 

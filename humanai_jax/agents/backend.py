@@ -13,7 +13,7 @@ Implementations:
   ReplayBackend        answers from such a cassette; an unknown request is an error.
   JaxChatBackend       in-process decoding over a loaded checkpoint (humanai_jax/agents/jax_backend.py).
 
-Rules shared by all backends (see ../shared/specs/agents-common.md §1):
+Rules shared by all backends (docs/agents.md):
   * temperature == 0 is greedy, so n > 1 gives n identical texts;
   * `stop` cuts the text before the first stop string (the stop string is not returned);
   * `chat_batch` keeps the input order, and one failing item never drops the others: its ChatResult

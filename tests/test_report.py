@@ -34,6 +34,18 @@ def fake_run(root: pathlib.Path, name: str, experiment: str, results: dict, *, s
     return run_dir
 
 
+@pytest.fixture(autouse=True)
+def flat_plus_table(monkeypatch):
+    """The mechanics below are tested on a small flat table under the `plus` name (the real PLUS table reads the
+    `:table` variant's nested keys; its rows are covered by test_in_run_seed_aggregates...)."""
+    monkeypatch.setitem(report.TABLES, "plus", report.Table("plus", (
+        report.Metric("seen-user accuracy", "seen_accuracy", "pct"),
+        report.Metric("OOD-user accuracy", "unseen_accuracy", "pct"),
+        report.Metric("RM updates", "rm_updates", "int"),
+        report.WALL,
+    ), "PLUS"))
+
+
 @pytest.fixture
 def runs(tmp_path):
     root = tmp_path / "runs"
@@ -42,8 +54,9 @@ def runs(tmp_path):
                  spec=f"configs/plus.py:plus,seed={seed}", seed=seed, wall=10.0 + seed)
     fake_run(root, "btl", "plus", {"seen_accuracy": 0.75, "unseen_accuracy": 0.75, "rm_updates": 400},
              spec="configs/plus.py:btl", date="2026-12-05T01:00:00Z")
-    fake_run(root, "humanllm", "humanllm", {"sft/item_selection_accuracy": 0.5, "sft/item_selection_n": 400,
-                                            "item_selection_chance": 0.05}, spec="configs/humanllm_sft.py")
+    fake_run(root, "humanllm", "humanllm", {"item_selection": {"model_rank": {"accuracy": 0.5, "n": 400},
+                                                               "random": {"accuracy": 0.05, "n": 400}}},
+             spec="configs/humanllm_sft.py")
     (root / "not_a_run").mkdir()
     (root / "not_a_run" / "notes.txt").write_text("ignored")
     return root
@@ -72,7 +85,7 @@ def test_tables_group_by_variant_and_aggregate_seeds(runs):
 
 def test_counts_pool_over_seeds(tmp_path):
     for seed, acc in enumerate([0.5, 0.6]):
-        fake_run(tmp_path, f"h{seed}", "humanllm", {"sft/item_selection_accuracy": acc, "sft/item_selection_n": 100},
+        fake_run(tmp_path, f"h{seed}", "humanllm", {"item_selection": {"model_rank": {"accuracy": acc, "n": 100}}},
                  spec=f"configs/humanllm_sft.py:tiny,seed={seed}", seed=seed)
     row = report.build_tables(report.load_runs([tmp_path]))["humanllm"].splitlines()[2]
     lo, hi = stats.binomial_ci(110, 200)

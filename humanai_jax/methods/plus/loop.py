@@ -198,12 +198,16 @@ def sft_iteration(state, examples, summaries: Sequence[str], *, steps, codec: Co
 
 
 def evaluate(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method: str, rng, num_samples: int,
-             batch_size: int, temperature: float = 1.0, controversial: Callable | None = None, rules=None) -> dict[str, float]:
+             batch_size: int, temperature: float = 1.0, controversial: Callable | None = None,
+             summary_score: Callable[[str, str], float] | None = None, rules=None) -> dict[str, float]:
     """Held-out RM accuracy `mean 1[r_c > r_r]` (ties are errors) and mean log σ(r_c - r_r) on the eval
-    pairs, averaged over `num_samples` summary samples (spec §7). Also on the controversial subset."""
+    pairs, averaged over `num_samples` summary samples (spec §7). Also on the controversial subset.
+    For summarizer methods also `summary_exact_match` (sampled summary == the oracle's) and, given
+    `summary_score(summary, user_type) -> [0, 1]`, its mean as `summary_score` (analysis only)."""
     correct = np.zeros((num_samples, len(examples)))
     logsig = np.zeros((num_samples, len(examples)))
     matches = np.zeros((num_samples, len(examples)))  # sampled summary == the user type's oracle summary
+    scores = np.zeros((num_samples, len(examples)))
     for s in range(num_samples):
         sample_rng = jax.random.fold_in(rng, s)
         for start in range(0, len(examples), batch_size):
@@ -217,6 +221,8 @@ def evaluate(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method:
             if summaries is not None and all(ex.user_type for ex in chunk):  # spaces ignored (word tokenizer)
                 matches[s, start : start + len(chunk)] = [
                     "".join(z.split()) == "".join(oracle(ex.user_type).split()) for z, ex in zip(summaries, chunk)]
+                if summary_score is not None:
+                    scores[s, start : start + len(chunk)] = [summary_score(z, ex.user_type) for z, ex in zip(summaries, chunk)]
             pairs = [ex.eval if ex.eval is not None else ex.reward for ex in chunk]
             rm_inputs = {k: jnp.asarray(v) for k, v in codec.rm_inputs(conditions, pairs).items()}
             scored = steps["score"](state["rm"]["params"], rm_inputs)
@@ -226,8 +232,28 @@ def evaluate(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method:
            "mean_log_sigmoid": float(logsig.mean()), "num_pairs": len(examples)}
     if CONDITIONING[method] == "summarizer" and all(ex.user_type for ex in examples):
         out["summary_exact_match"] = float(matches.mean())
+        if summary_score is not None:
+            out["summary_score"] = float(scores.mean())
     if controversial is not None:
         keep = np.array([controversial(ex) for ex in examples])
         if keep.any():
             out["accuracy_controversial"] = float(correct[:, keep].mean())
     return out
+
+
+def reward_gap(rm_params, examples, *, steps, codec: Codec, oracle, wrong: Callable[[str], str], batch_size: int) -> dict:
+    """How much the RM's reward depends on summary content: mean log σ(r_c - r_r) on the eval pairs with
+    the true summary `oracle(user_type)` minus with the wrong one `oracle(wrong(user_type))`, and the RM's
+    accuracy with the true summary. This is the only signal PPO has about what a summary should say: at
+    gap 0 every summary earns the same reward and the policy gradient on summary content is zero."""
+    true_r, wrong_r, correct = [], [], []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        pairs = [ex.eval if ex.eval is not None else ex.reward for ex in chunk]
+        for summaries, sink in (([oracle(ex.user_type) for ex in chunk], true_r),
+                                ([oracle(wrong(ex.user_type)) for ex in chunk], wrong_r)):
+            scored = steps["score"](rm_params, {k: jnp.asarray(v) for k, v in codec.rm_inputs(summaries, pairs).items()})
+            sink += list(np.asarray(scored["reward"]))
+            if sink is true_r:
+                correct += list(np.asarray(scored["r_chosen"] > scored["r_rejected"]))
+    return {"reward_gap": float(np.mean(true_r) - np.mean(wrong_r)), "true_summary_accuracy": float(np.mean(correct))}

@@ -43,7 +43,10 @@ class JaxChatBackend:
             validate_messages(m)
         n = cfg.n
         prompts = [chat_prompt_ids(self.tokenizer, m) for m in batch]
-        rows = [p for p in prompts for _ in range(n)]  # request r = i * n + j
+        rows = [p for p in prompts for _ in range(n)]  # row r = i * n + j: conversation i, choice j
+        # Choice j of every conversation samples with key fold_in(seed, j), as the server does: a conversation's
+        # output does not depend on where it sits in the batch, so chat_batch(...)[i] == chat(batch[i]).
+        choice = np.tile(np.arange(n, dtype=np.int32), len(prompts))
         seed = self.default_seed if cfg.seed is None else cfg.seed
         start = time.perf_counter()
         texts, reasons, lengths = [], [], []
@@ -52,7 +55,7 @@ class JaxChatBackend:
             tokens, lens = generate(
                 self.params, self.config, chunk, max_new_tokens=cfg.max_tokens, temperature=cfg.temperature,
                 top_p=None if cfg.top_p >= 1.0 else cfg.top_p, stop_token_ids=self.stop_ids,
-                rng=jax.random.PRNGKey(seed), request_ids=np.arange(lo, lo + len(chunk)))
+                rng=jax.random.PRNGKey(seed), request_ids=choice[lo:lo + len(chunk)])
             for row, length in zip(np.asarray(tokens), np.asarray(lens)):
                 ids = row[:length].tolist()
                 stopped = bool(ids) and ids[-1] in self.stop_ids

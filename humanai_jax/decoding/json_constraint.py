@@ -1,0 +1,605 @@
+"""JSON output constraints: a byte-level pushdown automaton compiled from a JSON schema (or "any JSON
+object"), turned into per-token allowed masks over the vocabulary.
+
+Why bytes: byte-level BPE tokens may hold half a UTF-8 character, so the automaton reads the bytes a
+token decodes to (`token_bytes`); JSON's structure is ASCII, and inside strings UTF-8 sequences are
+checked for well-formed lead/continuation bytes.
+
+Output is compact JSON (no whitespace). Supported schema subset (anything else -> `SchemaError`):
+
+  * object: `properties`, `required`, `additionalProperties: false` (or absent; no extra keys are ever
+    generated), `title`/`description`. Every declared property is emitted, in declared order (so the
+    output satisfies `required` whatever it lists);
+  * string: `enum`, `const`, `maxLength` (strings with maxLength hold printable ASCII only),
+    `minLength`; no `pattern`/`format`;
+  * integer (optional `minimum`/`maximum` when the range has at most 1000 values: compiled to an enum),
+    number (decimal, up to 15 integer and 6 fraction digits), boolean, null;
+  * array: `items` (one schema), `minItems`, `maxItems`;
+  * `enum` / `const` of any JSON scalars; nested objects and arrays to any depth.
+
+The mask for a state and a token budget keeps token t iff its bytes are a legal continuation and the
+shortest completion after it still fits in the tokens left (`Tracker.allowed`): one byte per token at
+worst, since every ASCII byte is a token in a byte-level vocabulary. So a request that stops at
+`max_tokens` still ends with a complete, schema-valid document. Masks are memoised per automaton
+state, so the cost per step after warm-up is one numpy comparison over V.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+MAX_INT_DIGITS = 15
+MAX_FRAC_DIGITS = 6
+ANY_MAX_DEPTH = 6  # nesting limit of free-form JSON (`json_object`)
+_ENUM_RANGE_LIMIT = 1000
+_IGNORED_KEYS = {"title", "description", "$schema", "examples", "default", "$comment"}
+_INF = np.iinfo(np.int32).max
+
+Q, BS, COLON, COMMA = 0x22, 0x5C, 0x3A, 0x2C
+LBRACE, RBRACE, LBRACK, RBRACK, MINUS, DOT = 0x7B, 0x7D, 0x5B, 0x5D, 0x2D, 0x2E
+DIGITS = frozenset(range(0x30, 0x3A))
+ESCAPES = frozenset(b'"\\/bfnrt')
+
+
+class SchemaError(ValueError):
+    """The schema uses a feature outside the supported subset (see module docstring)."""
+
+
+# ------------------------------------------------------------------------------ schema -> nodes
+class Grammar:
+    """Compiled nodes. Node kinds: ("obj", parts) with parts a tuple of bytes literals and child node
+    ids; ("arr", item, min_items, max_items); ("str", min_len, max_len | None, ascii_only);
+    ("num", is_integer); ("lit", options: tuple of bytes); ("any", depth) free-form value;
+    ("gobj", depth) free-form object. `root` is the top node id."""
+
+    def __init__(self):
+        self.nodes: list[tuple] = []
+        self.root = -1
+        self._min: dict[int, bytes] = {}
+
+    def add(self, node: tuple) -> int:
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def min_text(self, nid: int) -> bytes:
+        """The shortest valid text of node `nid`."""
+        if nid not in self._min:
+            self._min[nid] = self._compute_min(nid)
+        return self._min[nid]
+
+    def _compute_min(self, nid: int) -> bytes:
+        node = self.nodes[nid]
+        kind = node[0]
+        if kind == "obj":
+            return b"".join(p if isinstance(p, bytes) else self.min_text(p) for p in node[1])
+        if kind == "arr":
+            return b"[" + b",".join([self.min_text(node[1])] * node[2]) + b"]"
+        if kind == "str":
+            return b'"' + b"a" * node[1] + b'"'
+        if kind == "num":
+            return b"0"
+        if kind == "lit":
+            return min(node[1], key=len)
+        if kind == "gobj":
+            return b"{}"
+        return b"0"  # any
+
+
+def _literal_options(values: Sequence[Any], where: str) -> tuple[bytes, ...]:
+    opts = []
+    for v in values:
+        if isinstance(v, (dict, list)):
+            raise SchemaError(f"{where}: enum/const values must be JSON scalars, got {v!r}")
+        opts.append(json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode())
+    if not opts:
+        raise SchemaError(f"{where}: enum is empty")
+    return tuple(dict.fromkeys(opts))
+
+
+def _check_keys(schema: Mapping, allowed: set, where: str) -> None:
+    extra = set(schema) - allowed - _IGNORED_KEYS
+    if extra:
+        raise SchemaError(f"{where}: unsupported schema keyword(s) {sorted(extra)} (supported: {sorted(allowed)})")
+
+
+def compile_schema(schema: Mapping | None) -> Grammar:
+    """JSON schema (subset) -> Grammar; None = any JSON object (`response_format: json_object`)."""
+    g = Grammar()
+    if schema is None:
+        g.root = g.add(("gobj", 0))
+        return g
+    g.root = _compile(g, schema, "schema")
+    return g
+
+
+def _compile(g: Grammar, s: Any, where: str) -> int:
+    if not isinstance(s, Mapping):
+        raise SchemaError(f"{where}: a schema must be an object, got {type(s).__name__}")
+    if "enum" in s or "const" in s:
+        _check_keys(s, {"enum", "const", "type"}, where)
+        values = s["enum"] if "enum" in s else [s["const"]]
+        if not isinstance(values, list):
+            raise SchemaError(f"{where}: enum must be a list")
+        return g.add(("lit", _literal_options(values, where)))
+    t = s.get("type")
+    if t == "object":
+        _check_keys(s, {"type", "properties", "required", "additionalProperties"}, where)
+        props = s.get("properties", {})
+        if not isinstance(props, Mapping):
+            raise SchemaError(f"{where}.properties must be an object")
+        req = s.get("required", [])
+        if not isinstance(req, list) or any(r not in props for r in req):
+            raise SchemaError(f"{where}.required must list declared properties, got {req!r}")
+        if s.get("additionalProperties", False) not in (False, True) and not isinstance(
+                s.get("additionalProperties"), Mapping):
+            raise SchemaError(f"{where}.additionalProperties must be a boolean or schema")
+        parts: list = []
+        lead = b"{"
+        for name, sub in props.items():
+            key = json.dumps(str(name), ensure_ascii=False).encode()
+            parts.append(lead + key + b":")
+            parts.append(_compile(g, sub, f"{where}.properties.{name}"))
+            lead = b","
+        parts.append(b"}" if props else b"{}")
+        return g.add(("obj", tuple(parts)))
+    if t == "array":
+        _check_keys(s, {"type", "items", "minItems", "maxItems"}, where)
+        if "items" not in s:
+            raise SchemaError(f"{where}: arrays need an `items` schema")
+        lo, hi = int(s.get("minItems", 0)), s.get("maxItems")
+        if hi is not None and int(hi) < lo:
+            raise SchemaError(f"{where}: maxItems < minItems")
+        return g.add(("arr", _compile(g, s["items"], f"{where}.items"), lo, None if hi is None else int(hi)))
+    if t == "string":
+        _check_keys(s, {"type", "minLength", "maxLength"}, where)
+        lo, hi = int(s.get("minLength", 0)), s.get("maxLength")
+        if hi is not None and int(hi) < lo:
+            raise SchemaError(f"{where}: maxLength < minLength")
+        return g.add(("str", lo, None if hi is None else int(hi), hi is not None or lo > 0))
+    if t == "integer":
+        _check_keys(s, {"type", "minimum", "maximum"}, where)
+        if "minimum" in s or "maximum" in s:
+            lo, hi = s.get("minimum"), s.get("maximum")
+            if lo is None or hi is None or int(hi) - int(lo) + 1 > _ENUM_RANGE_LIMIT or int(hi) < int(lo):
+                raise SchemaError(f"{where}: integer bounds are supported only as a range of at most "
+                                  f"{_ENUM_RANGE_LIMIT} values with both minimum and maximum")
+            return g.add(("lit", _literal_options(list(range(int(lo), int(hi) + 1)), where)))
+        return g.add(("num", True))
+    if t == "number":
+        _check_keys(s, {"type"}, where)
+        return g.add(("num", False))
+    if t == "boolean":
+        _check_keys(s, {"type"}, where)
+        return g.add(("lit", (b"true", b"false")))
+    if t == "null":
+        _check_keys(s, {"type"}, where)
+        return g.add(("lit", (b"null",)))
+    raise SchemaError(f"{where}: unsupported type {t!r} (supported: object, array, string, integer, number, "
+                      f"boolean, null, enum, const; no anyOf/oneOf/$ref/type lists)")
+
+
+# ------------------------------------------------------------------------------ the automaton
+# A state is a tuple of frames (the stack, top last); frames are tuples, so states hash and memoise.
+#   ("obj", nid, part, off)   inside literal part `part` at byte `off`, or at a child part (off = 0)
+#   ("arr", nid, phase, n)    phase 0 expect '[', 1 after '[', 2 after an item, 3 after ','; n items
+#   ("str", nid, phase, n, pending)  phase 0 expect '"', 1 inside, 2 after '\\'; n chars; pending
+#                             UTF-8 continuation bytes still due
+#   ("num", nid, phase, digits) phases: 0 start, 1 after '-', 2 after leading 0, 3 int digits,
+#                             4 after '.', 5 fraction digits
+#   ("lit", nid, text)        bytes typed so far
+#   ("any", depth)            a free value not started
+#   ("gobj", depth, phase)    0 expect '{', 1 after '{', 2 after key, 3 after ':', 4 after value, 5 after ','
+#   ("garr", depth, phase)    0 expect '[', 1 after '[', 2 after value, 3 after ','
+# Child frames are pushed when their first byte arrives; a finished frame pops and its parent
+# advances (`_after_child`). Numbers and literals that may continue pop only when a byte they cannot
+# take arrives, which is then fed to the parent.
+
+_FREE_LITERALS = {-2: (b"true",), -3: (b"false",), -4: (b"null",)}
+_DONE = "done"  # the frame consumed its final byte
+_POP = "pop"  # the frame is complete and does not take this byte: feed it to the parent
+
+
+class Automaton:
+    def __init__(self, grammar: Grammar):
+        self.g = grammar
+
+    def initial(self) -> tuple:
+        return (self._start_frame(self.g.root),)
+
+    def _start_frame(self, nid: int) -> tuple:
+        kind = self.g.nodes[nid][0]
+        if kind == "obj":
+            return ("obj", nid, 0, 0)
+        if kind == "arr":
+            return ("arr", nid, 0, 0)
+        if kind == "str":
+            return ("str", nid, 0, 0, 0)
+        if kind == "num":
+            return ("num", nid, 0, 0)
+        if kind == "lit":
+            return ("lit", nid, b"")
+        if kind == "gobj":
+            return ("gobj", self.g.nodes[nid][1], 0)
+        return ("any", self.g.nodes[nid][1])
+
+    # -------------------------------------------------------------- one byte
+    def step(self, state: tuple, b: int) -> tuple | None:
+        """The state after byte `b`, or None if `b` is not allowed."""
+        while state:
+            top = state[-1]
+            r = self._frame_step(top, b)
+            if r is None:
+                return None
+            if r == _POP:
+                state = self._pop(state)
+                continue
+            if r == _DONE:
+                return self._pop(state)
+            return state[:-1] + r  # r: replacement frames for the top (a push adds one)
+        return None  # the document is complete: only the end of sequence may follow
+
+    def _pop(self, state: tuple) -> tuple:
+        state = state[:-1]
+        return state[:-1] + (self._after_child(state[-1]),) if state else state
+
+    def _after_child(self, f: tuple) -> tuple:
+        kind = f[0]
+        if kind == "obj":
+            return ("obj", f[1], f[2] + 1, 0)
+        if kind == "arr":  # the count matters only up to maxItems (or minItems): keeps states few
+            _, _, lo, hi = self.g.nodes[f[1]]
+            return ("arr", f[1], 2, min(f[3] + 1, hi if hi is not None else lo))
+        if kind == "gobj":
+            return ("gobj", f[1], {1: 2, 5: 2, 3: 4}[f[2]])
+        if kind == "garr":
+            return ("garr", f[1], 2)
+        raise AssertionError(f"frame {f} has no children")
+
+    def _push(self, parent: tuple, child: tuple, b: int):
+        """Parent (already advanced to its waiting phase) plus the child started with byte b."""
+        r = self._frame_step(child, b)
+        if r is None or r == _POP:
+            return None
+        if r == _DONE:  # a one-byte child cannot finish on its first byte in this grammar
+            return None
+        return (parent,) + r
+
+    def _frame_step(self, f: tuple, b: int):
+        kind = f[0]
+        if kind == "obj":
+            parts = self.g.nodes[f[1]][1]
+            part = parts[f[2]]
+            if isinstance(part, bytes):
+                if b != part[f[3]]:
+                    return None
+                if f[3] + 1 < len(part):
+                    return (("obj", f[1], f[2], f[3] + 1),)
+                return _DONE if f[2] + 1 == len(parts) else (("obj", f[1], f[2] + 1, 0),)
+            return self._push(f, self._start_frame(part), b)
+        if kind == "str":
+            return self._str_step(f, b)
+        if kind == "num":
+            return self._num_step(f, b)
+        if kind == "lit":
+            opts = self._lit_opts(f[1])
+            text = f[2] + bytes([b])
+            if any(o.startswith(text) for o in opts):
+                return (("lit", f[1], text),)
+            return _POP if f[2] in opts else None
+        if kind == "arr":
+            return self._arr_step(f, b)
+        if kind == "any":
+            return self._any_step(f, b)
+        if kind == "gobj":
+            return self._gobj_step(f, b)
+        if kind == "garr":
+            return self._garr_step(f, b)
+        raise AssertionError(kind)
+
+    def _lit_opts(self, nid: int) -> tuple[bytes, ...]:
+        """Options of a literal node; free-form true/false/null use the ids -2, -3, -4."""
+        return self.g.nodes[nid][1] if nid >= 0 else _FREE_LITERALS[nid]
+
+    def _str_step(self, f, b):
+        _, nid, phase, n, pending = f
+        _, lo, hi, ascii_only = self.g.nodes[nid] if nid >= 0 else ("str", 0, None, False)
+        counted = hi is not None or lo > 0  # only then is n part of the state (memoised masks stay few)
+        if phase == 0:
+            return (("str", nid, 1, 0, 0),) if b == Q else None
+        if phase == 2:
+            return (("str", nid, 1, n + counted, 0),) if b in ESCAPES else None
+        if pending:
+            return (("str", nid, 1, n, pending - 1),) if 0x80 <= b <= 0xBF else None
+        if b == Q:
+            return _DONE if n >= lo else None
+        full = hi is not None and n >= hi
+        if b == BS:
+            return None if full or ascii_only else (("str", nid, 2, n, 0),)
+        if full or b < 0x20 or b == 0x7F and ascii_only:
+            return None
+        if b < 0x80:
+            return (("str", nid, 1, n + counted, 0),)
+        if ascii_only:
+            return None
+        need = 1 if 0xC2 <= b <= 0xDF else 2 if 0xE0 <= b <= 0xEF else 3 if 0xF0 <= b <= 0xF4 else -1
+        return None if need < 0 else (("str", nid, 1, n + counted, need),)
+
+    def _num_step(self, f, b):
+        _, nid, phase, d = f
+        integer = self.g.nodes[nid][1] if nid >= 0 else False
+        digit = b in DIGITS
+        if phase in (0, 1):
+            if phase == 0 and b == MINUS:
+                return (("num", nid, 1, 0),)
+            if digit:
+                return (("num", nid, 2 if b == 0x30 else 3, 1),)
+            return None
+        if phase in (2, 3):
+            if phase == 3 and digit and d < MAX_INT_DIGITS:
+                return (("num", nid, 3, d + 1),)
+            if b == DOT and not integer:
+                return (("num", nid, 4, 0),)
+            return _POP
+        if phase == 4:
+            return (("num", nid, 5, 1),) if digit else None
+        if digit and d < MAX_FRAC_DIGITS:  # phase 5
+            return (("num", nid, 5, d + 1),)
+        return _POP
+
+    def _arr_step(self, f, b):
+        _, nid, phase, n = f
+        _, item, lo, hi = self.g.nodes[nid]
+        if phase == 0:
+            return (("arr", nid, 1, 0),) if b == LBRACK else None
+        if b == RBRACK and phase in (1, 2) and n >= lo:
+            return _DONE
+        if phase == 2:
+            return (("arr", nid, 3, n),) if b == COMMA and (hi is None or n < hi) else None
+        if phase == 1 and hi == 0:
+            return None
+        return self._push(("arr", nid, phase, n), self._start_frame(item), b)
+
+    def _any_step(self, f, b):
+        depth = f[1]
+        if b == LBRACE and depth < ANY_MAX_DEPTH:
+            return (("gobj", depth, 1),)
+        if b == LBRACK and depth < ANY_MAX_DEPTH:
+            return (("garr", depth, 1),)
+        if b == Q:
+            return (("str", -1, 1, 0, 0),)
+        if b == MINUS or b in DIGITS:
+            return self._num_step(("num", -1, 0, 0), b)
+        for lit, nid in ((b"true", -2), (b"false", -3), (b"null", -4)):
+            if b == lit[0]:
+                return (("lit", nid, lit[:1]),)
+        return None
+
+    def _gobj_step(self, f, b):
+        _, depth, phase = f
+        if phase == 0:
+            return (("gobj", depth, 1),) if b == LBRACE else None
+        if phase in (1, 4) and b == RBRACE:
+            return _DONE
+        if phase in (1, 5) and b == Q:
+            return (("gobj", depth, phase), ("str", -1, 1, 0, 0))
+        if phase == 2:
+            return (("gobj", depth, 3),) if b == COLON else None
+        if phase == 3:
+            return self._push(("gobj", depth, 3), ("any", depth + 1), b)
+        if phase == 4 and b == COMMA:
+            return (("gobj", depth, 5),)
+        return None
+
+    def _garr_step(self, f, b):
+        _, depth, phase = f
+        if phase in (1, 2) and b == RBRACK:
+            return _DONE
+        if phase == 2:
+            return (("garr", depth, 3),) if b == COMMA else None
+        return self._push(("garr", depth, phase), ("any", depth + 1), b)
+
+    # -------------------------------------------------------------- completion
+    def finished(self, state: tuple) -> bool:
+        """The bytes so far form a complete document (the end of sequence may come now)."""
+        if not state:
+            return True
+        if len(state) != 1:
+            return False
+        return self.completion(state) == b""
+
+    def completion(self, state: tuple) -> bytes:
+        """The shortest bytes that complete the document from `state` (following them byte by byte
+        shortens the completion by one byte each: the budget argument of the module docstring)."""
+        out = []
+        for i in range(len(state) - 1, -1, -1):
+            out.append(self._frame_rest(state[i], child_open=i < len(state) - 1))
+        return b"".join(out)
+
+    def _frame_rest(self, f: tuple, child_open: bool) -> bytes:
+        """Bytes this frame still needs; `child_open`: a child frame above it is in progress (its
+        rest is counted already), so the frame continues as if that child had just finished."""
+        if child_open:
+            f = self._after_child(f)
+        kind = f[0]
+        g = self.g
+        if kind == "obj":
+            parts = g.nodes[f[1]][1]
+            rest = []
+            for j in range(f[2], len(parts)):
+                p = parts[j]
+                if isinstance(p, bytes):
+                    rest.append(p[f[3]:] if j == f[2] else p)
+                else:
+                    rest.append(g.min_text(p))
+            return b"".join(rest)
+        if kind == "str":
+            _, nid, phase, n, pending = f
+            lo = g.nodes[nid][1] if nid >= 0 else 0
+            if phase == 0:
+                return g.min_text(nid)
+            if phase == 2:
+                return b'n' + b"a" * max(0, lo - n - 1) + b'"'
+            return b"\x80" * pending + b"a" * max(0, lo - n) + b'"'
+        if kind == "num":
+            return b"0" if f[2] in (0, 1, 4) else b""
+        if kind == "lit":
+            opts = self._lit_opts(f[1])
+            return min((o[len(f[2]):] for o in opts if o.startswith(f[2])), key=len)
+        if kind == "arr":
+            _, nid, phase, n = f
+            item, lo = g.nodes[nid][1], g.nodes[nid][2]
+            more = max(0, lo - n)
+            if phase == 0:
+                return g.min_text(nid)
+            if phase == 3:
+                return b",".join([g.min_text(item)] * max(1, more)) + b"]"
+            lead = b"," if phase == 2 else b""
+            return (lead + b",".join([g.min_text(item)] * more) if more else b"") + b"]"
+        if kind == "any":
+            return b"0"
+        if kind == "gobj":
+            return {0: b"{}", 1: b"}", 2: b":0}", 3: b"0}", 4: b"}", 5: b'"":0}'}[f[2]]
+        if kind == "garr":
+            return {1: b"]", 2: b"]", 3: b"0]"}[f[2]]
+        raise AssertionError(kind)
+
+
+# ------------------------------------------------------------------------------ vocabulary
+def _bytes_to_unicode() -> dict[str, int]:
+    """GPT-2's byte <-> printable-unicode table, inverted (char -> byte)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def token_bytes(tokenizer, vocab_size: int) -> list[bytes | None]:
+    """Bytes each token id decodes to (None: special/added tokens and ids beyond the tokenizer, which
+    JSON output never uses). Handles byte-level BPE (GPT-2/Llama-3/Qwen) and SentencePiece
+    (`▁` spaces, `<0xXX>` byte fallback) vocabularies."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    special |= {int(i) for i in getattr(tokenizer, "added_tokens_decoder", {}) or {}}
+    n = min(len(tokenizer), vocab_size)
+    pieces = tokenizer.convert_ids_to_tokens(list(range(n)))
+    table = _bytes_to_unicode()
+    byte_level = all(p is None or i in special or all(c in table for c in p) for i, p in enumerate(pieces))
+    out: list[bytes | None] = [None] * vocab_size
+    for i, p in enumerate(pieces):
+        if p is None or i in special:
+            continue
+        if byte_level:
+            out[i] = bytes(table[c] for c in p)
+        elif len(p) == 6 and p.startswith("<0x") and p.endswith(">"):
+            out[i] = bytes([int(p[3:5], 16)])
+        else:
+            out[i] = p.replace("▁", " ").encode()
+        if not out[i]:
+            out[i] = None
+    return out
+
+
+class VocabIndex:
+    """A byte trie over the vocabulary's token bytes, for the mask search; shared by all requests."""
+
+    def __init__(self, tbytes: Sequence[bytes | None]):
+        self.vocab_size = len(tbytes)
+        self.tbytes = list(tbytes)
+        self.root: dict = {}
+        for tid, bs in enumerate(tbytes):
+            if not bs:
+                continue
+            node = self.root
+            for b in bs:
+                node = node.setdefault(b, {})
+            node.setdefault(None, []).append(tid)
+        single = {bs[0] for bs in tbytes if bs and len(bs) == 1}
+        self.missing_ascii = sorted(set(range(0x20, 0x7F)) - single)
+
+
+class Tracker:
+    """One request's JSON constraint on the host: the automaton state, and per step the allowed mask
+    `[V]` for the tokens left. Stop (end-of-sequence) ids are allowed once the document is complete."""
+
+    def __init__(self, automaton: Automaton, vocab: VocabIndex, stop_ids: Sequence[int], cache: dict):
+        self.a = automaton
+        self.vocab = vocab
+        self.stop_ids = [int(s) for s in stop_ids if 0 <= int(s) < vocab.vocab_size]
+        self.state = automaton.initial()
+        self._cache = cache  # state -> (next completion lengths [V] i32, next states {tid: state})
+
+    def _expand(self, state: tuple):
+        hit = self._cache.get(state)
+        if hit is not None:
+            return hit
+        clen = np.full((self.vocab.vocab_size,), _INF, np.int64)
+        nxt: dict[int, tuple] = {}
+        stack = [(self.vocab.root, state)]
+        a = self.a
+        while stack:
+            node, st = stack.pop()
+            for b, child in node.items():
+                if b is None:
+                    continue
+                s2 = a.step(st, b)
+                if s2 is None:
+                    continue
+                for tid in child.get(None, ()):
+                    nxt[tid] = s2
+                    clen[tid] = len(a.completion(s2))
+                stack.append((child, s2))
+        if a.finished(state):
+            for s in self.stop_ids:
+                clen[s] = 0
+        hit = (clen, nxt)
+        self._cache[state] = hit
+        return hit
+
+    def allowed(self, tokens_left: int) -> np.ndarray:
+        """`[V]` bool: tokens after which the shortest completion fits in `tokens_left - 1` tokens."""
+        clen, _ = self._expand(self.state)
+        mask = clen <= max(tokens_left - 1, 0)
+        if not mask.any():  # cannot happen while the budget invariant holds; keep the request alive
+            mask = clen < _INF
+        return mask
+
+    def advance(self, token: int) -> None:
+        if token in self.stop_ids:
+            return
+        _, nxt = self._expand(self.state)
+        if token not in nxt:
+            raise ValueError(f"token {token} is not allowed by the JSON constraint in state {self.state}")
+        self.state = nxt[token]
+
+    def min_tokens(self) -> int:
+        """Tokens the shortest complete document needs at most (one per byte)."""
+        return len(self.a.completion(self.state))
+
+
+class JsonConstraintFactory:
+    """Compiles schemas and makes per-request `Tracker`s; masks memoised per (schema, state)."""
+
+    def __init__(self, tokenizer, vocab_size: int):
+        self.vocab = VocabIndex(token_bytes(tokenizer, vocab_size))
+        self._grammars: dict[str, tuple[Automaton, dict]] = {}
+
+    def tracker(self, schema: Mapping | None, stop_ids: Sequence[int]) -> Tracker:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            if self.vocab.missing_ascii:
+                raise SchemaError("JSON constraints need a token for every printable ASCII byte; the vocabulary "
+                                  f"lacks {bytes(self.vocab.missing_ascii[:10])!r}")
+            grammar = compile_schema(schema)
+            self._grammars[key] = (Automaton(grammar), {})
+            if len(self._grammars) > 256:  # bounded memory: forget the oldest schema
+                self._grammars.pop(next(iter(self._grammars)))
+        automaton, cache = self._grammars[key]
+        return Tracker(automaton, self.vocab, stop_ids, cache)

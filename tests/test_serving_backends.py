@@ -1,0 +1,102 @@
+"""One backend test suite, run against `JaxChatBackend` (in-process engine) and `OpenAICompatBackend`
+(HTTP, our server on loopback) over the same tiny checkpoint: both must satisfy the ChatBackend rules
+(agents/backend.py) and, since they decode with the same keys, give the same texts."""
+
+import json
+
+import pytest
+
+jsonschema = pytest.importorskip("jsonschema")
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+openai = pytest.importorskip("openai")
+
+from humanai_jax.agents.backend import GenConfig, OpenAICompatBackend
+from humanai_jax.agents.jax_backend import JaxChatBackend
+from humanai_jax.serving.app import ServerThread, create_app
+from humanai_jax.serving.loading import load_model, make_tiny_checkpoint
+from humanai_jax.serving.scheduler import Scheduler
+
+CONVS = [
+    [{"role": "user", "content": "Recommend three movies like Alien, please."}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "The quick brown fox?"}],
+    [{"role": "user", "content": "Crème brûlée 🙂"}],
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return load_model(make_tiny_checkpoint(tmp_path_factory.mktemp("tiny"), n_layers=1), name="tiny")
+
+
+@pytest.fixture(scope="module")
+def backends(tiny):
+    sched = Scheduler(tiny.params, tiny.config, tiny.tokenizer, tiny.stop_ids, rows=8, max_len=256, chunk=16)
+    with ServerThread(create_app(sched, "tiny")) as srv:
+        yield {
+            "jax": JaxChatBackend(tiny.params, tiny.config, tiny.tokenizer, max_batch=8, checkpoint_dir=tiny.path),
+            "http": OpenAICompatBackend(srv.base_url, "tiny", max_concurrency=4),
+        }
+
+
+@pytest.fixture(params=["jax", "http"])
+def backend(request, backends):
+    return backends[request.param]
+
+
+def test_greedy_is_deterministic_and_n_copies_agree(backend):
+    cfg = GenConfig(temperature=0.0, max_tokens=16, n=3)
+    a = backend.chat(CONVS[0], cfg)
+    assert len(a.texts) == 3 and len(set(a.texts)) == 1
+    assert a.finish_reasons[0] in ("stop", "length")
+    assert backend.chat(CONVS[0], cfg).texts == a.texts
+    assert a.usage["completion_tokens"] in (3 * 16, ) or a.finish_reasons[0] == "stop"
+
+
+def test_seed_reproduces_and_changes_samples(backend):
+    cfg = GenConfig(temperature=1.0, top_p=0.9, max_tokens=12, n=3, seed=11)
+    a, b = backend.chat(CONVS[1], cfg), backend.chat(CONVS[1], cfg)
+    assert a.texts == b.texts and len(set(a.texts)) > 1
+    assert backend.chat(CONVS[1], cfg.replace(seed=12)).texts != a.texts
+
+
+def test_stop_string_cuts_before_it(backend):
+    full = backend.chat(CONVS[0], GenConfig(temperature=0.0, max_tokens=24)).text
+    assert len(full) >= 4
+    stop = full[2:4]
+    cut = backend.chat(CONVS[0], GenConfig(temperature=0.0, max_tokens=24, stop=(stop,)))
+    assert cut.text == full[:full.find(stop)] and cut.finish_reasons == ["stop"]
+
+
+def test_batch_keeps_order_and_counts_prompt_tokens(backend, tiny):
+    from humanai_jax.decoding.text import chat_prompt_ids
+
+    cfg = GenConfig(temperature=0.0, max_tokens=8)
+    out = backend.chat_batch(CONVS, cfg)
+    assert [r.text for r in out] == [backend.chat(c, cfg).text for c in CONVS]
+    assert [r.usage["prompt_tokens"] for r in out] == [len(chat_prompt_ids(tiny.tokenizer, c)) for c in CONVS]
+
+
+def test_both_backends_give_the_same_texts(backends):
+    greedy = GenConfig(temperature=0.0, max_tokens=20)
+    sampled = GenConfig(temperature=0.8, max_tokens=20, n=2, seed=3)
+    # Both key choice j of every conversation with fold_in(seed, j): a sampled batch equals its calls one by one.
+    pairs = [(backends["jax"].chat_batch(CONVS, greedy), backends["http"].chat_batch(CONVS, greedy)),
+             (backends["jax"].chat_batch(CONVS, sampled), [backends["http"].chat(c, sampled) for c in CONVS]),
+             ([backends["jax"].chat(c, sampled) for c in CONVS], backends["http"].chat_batch(CONVS, sampled))]
+    for jax_out, http_out in pairs:
+        assert [r.texts for r in jax_out] == [r.texts for r in http_out]
+        assert [r.finish_reasons for r in jax_out] == [r.finish_reasons for r in http_out]
+        assert [r.usage["completion_tokens"] for r in jax_out] == [r.usage["completion_tokens"] for r in http_out]
+
+
+def test_http_backend_json_schema_is_enforced(backends):
+    schema = {"type": "object", "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
+              "required": ["title", "year"]}
+    res = backends["http"].chat(CONVS[0], GenConfig(temperature=1.0, max_tokens=40, n=4, seed=0,
+                                                    response_format=schema))
+    for t in res.texts:
+        jsonschema.validate(json.loads(t), schema)
+    obj = backends["http"].chat(CONVS[0], GenConfig(temperature=1.0, max_tokens=30, seed=1, response_format="json"))
+    assert isinstance(json.loads(obj.text), dict)

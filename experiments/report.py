@@ -106,7 +106,8 @@ TABLES: dict[str, Table] = {
     ), "PLUS on Attributes, held-out attribute combinations (`configs/plus.py:table`)"),
     "humanllm": Table("humanllm", (
         Metric("model, rank", "item_selection.model_rank.accuracy", "pct", count_key="item_selection.model_rank.n"),
-        Metric("model, generation (paper)", "item_selection.model_generate.accuracy", "pct", count_key="item_selection.model_generate.n"),
+        Metric("model, generation (paper)", "item_selection.model_generate.accuracy", "pct",
+               count_key="item_selection.model_generate.n"),
         Metric("popularity", "item_selection.popularity.accuracy", "pct", count_key="item_selection.popularity.n"),
         Metric("EASE", "item_selection.ease.accuracy", "pct", count_key="item_selection.ease.n"),
         Metric("ItemKNN", "item_selection.itemknn.accuracy", "pct", count_key="item_selection.itemknn.n"),
@@ -157,6 +158,13 @@ TABLES: dict[str, Table] = {
         Metric("moderation gain t=0", "moderation.split_0.gain_vs_none"),
         WALL,
     ), "TrendSim, rule policy (`configs/trendsim.py:sweep`)"),
+    "genmentor": Table("genmentor", (
+        Metric("goal-to-skill F1", "headline.g2s_f1"), Metric("F1 strict (name + level)", "headline.g2s_f1_strict"),
+        Metric("BM25 F1", "headline.bm25_f1"), Metric("BM25 strict", "headline.bm25_f1_strict"),
+        Metric("nearest-goal F1", "headline.knn_f1"), Metric("nearest-goal strict", "headline.knn_f1_strict"),
+        Metric("failed learners", "headline.tutoring_failed", "int"),
+        WALL,
+    ), "GenMentor goal-to-skill on held-out goals (`configs/genmentor.py`)"),
 }
 
 

@@ -1,0 +1,165 @@
+r"""GenMentor: the goal-to-skill model (SFT on the shared Trainer, evaluated against BM25 on held-out goals)
+and the multi-agent tutoring run over simulated learners (docs/genmentor.md).
+
+  python -m experiments.run --config configs/genmentor.py[:variant,...] --workdir DIR
+
+Writes DIR/goal2skill/ (dataset.jsonl, tokenizer, checkpoints, metrics.jsonl, predictions_*.jsonl) and
+DIR/tutoring/ (outputs.jsonl, traces.jsonl, manifest.json). Returns results.json's body:
+  goal2skill.model / bm25_taxonomy / bm25_goal_knn: macro precision, recall, f1 (+ `_strict`: the level must
+      match too), each with a bootstrap 95% CI over test goals; model.selected_step (chosen on validation),
+      model.val_curve; paired: the paired bootstrap of per-goal F1, model - BM25; per_seed and mean/std over
+      seeds when `seeds` is set
+  tutoring: per stage and method means over simulated learners (skills, path, content, profile), judge
+      scores, failures; `plumbing: true` when the scripted model answered
+  headline: flat keys for report tables (g2s_f1, g2s_f1_strict, bm25_f1, ...)
+"""
+
+from __future__ import annotations
+
+import os
+
+from humanai_jax.agents import GenConfig
+
+
+def _gen(block) -> GenConfig:
+    return GenConfig(temperature=float(block.temperature), top_p=float(block.top_p), max_tokens=int(block.max_tokens))
+
+
+def _splits(config, tax):
+    from humanai_jax.methods.genmentor import goal2skill as G
+
+    if config.dataset:
+        samples = G.read_dataset(config.dataset)
+    else:
+        samples = G.build_dataset(tax, seed=config.data.seed, fractions=tuple(config.data.fractions))
+    parts = {k: [s for s in samples if s["split"] == k] for k in ("train", "val", "test")}
+    empty = [k for k, v in parts.items() if not v]
+    if empty:
+        raise ValueError(f"the goal-to-skill dataset has no {empty} goals: raise the taxonomy size or the fractions")
+    if config.eval.max_val:
+        parts["val"] = parts["val"][:config.eval.max_val]
+    if config.eval.max_test:
+        parts["test"] = parts["test"][:config.eval.max_test]
+    return samples, parts
+
+
+def run_goal2skill(config, workdir: str, tax, parts) -> tuple[dict, object]:
+    """Baselines (k chosen on validation), then the model per seed; test decoded once per seed."""
+    from humanai_jax.agents.jax_backend import JaxChatBackend
+    from humanai_jax.eval import stats
+    from humanai_jax.methods.genmentor import goal2skill as G, sft
+
+    nb = config.eval.bootstrap_resamples
+    train, val, test = parts["train"], parts["val"], parts["test"]
+    goals = [s["goal"] for s in test]
+    level = G.majority_level(train)
+    chosen = G.choose_bm25_k(tax, val, level)
+    out: dict = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "tracks": bool(config.data.tracks),
+                 "taxonomy": config.taxonomy or "shipped sample", "n_taxonomy_skills": len(tax.skills)}
+    base_rows = {}
+    for name, preds in (("bm25_taxonomy", G.bm25_taxonomy(tax, goals, chosen["k"], level)),
+                        ("bm25_goal_knn", G.bm25_goal_knn(train, goals))):
+        agg, rows = G.score(preds, test, seed=config.seed, n_resamples=nb)
+        out[name] = agg
+        base_rows[name] = rows
+        G.write_predictions(os.path.join(workdir, f"predictions_{name}.jsonl"), test, preds, rows)
+    out["bm25_taxonomy"].update(k=chosen["k"], level=level, val_f1_by_k=chosen["val_f1"])
+    seeds = [int(s) for s in config.seeds] or [int(config.seed)]
+    per_seed, trained = {}, None
+    for seed in seeds:
+        sub = config.copy_and_resolve_references()
+        with sub.unlocked():
+            sub.seed, sub.data.seed = seed, seed if config.seeds else config.data.seed
+        sdir = os.path.join(workdir, f"seed_{seed}") if config.seeds else workdir
+        model = sft.train_and_select(sub, sdir, train, val)
+        backend = JaxChatBackend(model.params, model.model_cfg, model.tokenizer, max_batch=config.eval.batch)
+        preds, texts, invalid = sft.predict(backend, goals, config.eval.max_new_tokens, seed)
+        agg, rows = G.score(preds, test, seed=seed, n_resamples=nb)
+        G.write_predictions(os.path.join(sdir, "predictions_model.jsonl"), test, preds, rows, texts)
+        paired = {name: stats.paired_bootstrap([r["f1"] for r in rows], [r["f1"] for r in base],
+                                               n_resamples=nb, seed=seed) for name, base in base_rows.items()}
+        per_seed[seed] = {**agg, "invalid_rate": invalid / len(test), "selected_step": model.selected_step,
+                          "val_curve": {str(k): v for k, v in model.val_curve.items()}, **model.summary,
+                          "paired_f1_vs": paired}
+        print(f"seed {seed}: test F1 {agg['f1']:.3f} {agg['f1_ci95']} strict {agg['f1_strict']:.3f}; "
+              f"BM25 {out['bm25_taxonomy']['f1']:.3f}; goal-kNN {out['bm25_goal_knn']['f1']:.3f}", flush=True)
+        trained = trained or model
+    if len(seeds) == 1:
+        out["model"] = per_seed[seeds[0]]
+    else:
+        out["per_seed"] = {str(s): r for s, r in per_seed.items()}
+        out["model"] = {k: stats.mean_std([r[k] for r in per_seed.values()]).to_dict()
+                        for k in ("f1", "f1_strict", "precision", "recall")}
+    f1s = [r["paired_f1_vs"]["bm25_taxonomy"] for r in per_seed.values()]
+    out["beats_bm25"] = all(p["ci"][0] > 0 for p in f1s)  # every seed's paired 95% CI above 0
+    return out, trained
+
+
+def run_tutoring_part(config, workdir: str, tax, parts, trained) -> dict:
+    from humanai_jax.methods.genmentor import backends, content, goal2skill as G, retrieval, runner
+
+    t = config.tutoring
+    backend = backends.build_backend(config.backend, seed=config.seed)
+    judge_backend = backend if not config.judge_backend.kind else backends.build_backend(config.judge_backend)
+    mapper = None
+    if t.mapper == "trained" and trained is not None:
+        from humanai_jax.agents.jax_backend import JaxChatBackend
+
+        mapper = JaxChatBackend(trained.params, trained.model_cfg, trained.tokenizer, name="goal2skill(trained)",
+                                max_batch=config.eval.batch, default_seed=config.seed)
+    elif t.mapper not in ("trained", "backend"):
+        raise ValueError(f"tutoring.mapper must be 'trained' or 'backend', got {t.mapper!r}")
+    if t.retrieval_dir:
+        docs = retrieval.load_documents(t.retrieval_dir)
+    else:  # offline fallback corpus: the taxonomy's skill descriptions
+        docs = [{"id": s.name, "text": f"{s.name}: {s.description}"} for s in tax.skills]
+    spec = runner.RunSpec(gen=_gen(config.gen), judge_gen=_gen(config.judge_gen), max_attempts=t.max_attempts,
+                          session_count=t.session_count, path_refine_iters=t.path_refine_iters,
+                          simulate_sessions=t.simulate_sessions, quiz_counts=tuple(t.quiz), retrieval_k=t.retrieval_k,
+                          content_methods=tuple(m for m in t.content_methods.split(",") if m), judge=t.judge,
+                          matcher=t.matcher, mapper_max_tokens=config.eval.max_new_tokens)
+    learners = runner.make_learners(parts["test"], t.learners, config.seed)
+    res = runner.run_tutoring(os.path.join(workdir, "tutoring"), learners, backend, spec,
+                              retriever=content.Retrieved(docs, t.retrieval_k), judge_backend=judge_backend,
+                              mapper_backend=mapper, taxonomy=tax, bm25_level=G.majority_level(parts["train"]),
+                              manifest_extra={"taxonomy": config.taxonomy or "shipped sample",
+                                              "retrieval": t.retrieval_dir or "taxonomy descriptions"})
+    return {**res, "plumbing": bool(config.plumbing), "mapper": getattr(mapper, "name", "backend")}
+
+
+def run(config, workdir: str) -> dict:
+    from humanai_jax.methods.genmentor import goal2skill as G
+
+    parts_to_run = [p.strip() for p in config.parts.split(",") if p.strip()]
+    unknown = set(parts_to_run) - {"goal2skill", "tutoring"}
+    if unknown:
+        raise ValueError(f"config.parts: unknown {sorted(unknown)}; valid: goal2skill, tutoring")
+    tax = G.load_taxonomy(config.taxonomy or None)
+    samples, parts = _splits(config, tax)
+    G.write_dataset(os.path.join(workdir, "goal2skill", "dataset.jsonl"), samples)
+    results: dict = {"variant": config.variant}
+    trained = None
+    if "goal2skill" in parts_to_run:
+        results["goal2skill"], trained = run_goal2skill(config, os.path.join(workdir, "goal2skill"), tax, parts)
+    if "tutoring" in parts_to_run:
+        results["tutoring"] = run_tutoring_part(config, workdir, tax, parts, trained)
+    results["headline"] = _headline(results)
+    return results
+
+
+def _headline(results: dict) -> dict:
+    """Flat keys for experiments/report.py tables."""
+    h = {}
+    g = results.get("goal2skill")
+    if g:
+        m = g["model"]
+        pick = (lambda k: m[k]["mean"]) if isinstance(m.get("f1"), dict) else (lambda k: m[k])
+        h.update(g2s_f1=pick("f1"), g2s_f1_strict=pick("f1_strict"), g2s_precision=pick("precision"),
+                 g2s_recall=pick("recall"), bm25_f1=g["bm25_taxonomy"]["f1"],
+                 bm25_f1_strict=g["bm25_taxonomy"]["f1_strict"], knn_f1=g["bm25_goal_knn"]["f1"],
+                 knn_f1_strict=g["bm25_goal_knn"]["f1_strict"], g2s_beats_bm25=g["beats_bm25"])
+    t = results.get("tutoring")
+    if t:
+        h.update(tutoring_plumbing=t["plumbing"], tutoring_failed=t["n_failed"],
+                 skills_genmentor_f1=(t["skills"].get("genmentor") or {}).get("f1"))
+    return h

@@ -1,0 +1,301 @@
+"""A GenMentor tutoring run over simulated learners (spec §2, §5): per learner, every stage of the pipeline
+and its baselines, the simulated-learner loop, deterministic metrics and the shared LLM judge; resumable.
+
+Workdir:
+  outputs.jsonl   one record per finished learner (all artefacts + metrics + judge scores); a re-run skips
+                  learners already there (a torn last line is cut off and redone)
+  traces.jsonl    one line per model call (agent tag, attempt, messages, response, parsed) and events
+  manifest.json   run id, learners, backends, taxonomy and prompt-file hashes, package versions, resume count
+`run_tutoring(...)` returns results.json's body: per stage and method the means over learners, failures.
+Failure policy: a `StructuredOutputError` (no valid reply after the capped repairs) ends that learner's
+record with `failed: {stage, error}`; failed learners are counted, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import importlib.resources
+import json
+import os
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+
+from humanai_jax.agents import GenConfig, StructuredOutputError
+from humanai_jax.agents.stages import read_done, repair_torn_tail
+from humanai_jax.eval.judge import judge, load_rubrics
+from humanai_jax.methods.genmentor import content as C, metrics as M, schemas as S
+from humanai_jax.methods.genmentor.agents import PROMPTS, Agents, to_json
+from humanai_jax.methods.genmentor.llm import Caller, Tracer
+
+__all__ = ["RunSpec", "make_learners", "run_learner", "run_tutoring", "rubrics", "aggregate", "metrics_from_outputs",
+           "SKILL_METHODS", "PATH_METHODS"]
+
+SKILL_METHODS = ("genmentor", "direct", "cot")
+PATH_METHODS = ("genmentor", "direct", "cot")
+
+
+@dataclasses.dataclass
+class RunSpec:
+    gen: GenConfig = GenConfig(temperature=0.0, max_tokens=2048)
+    judge_gen: GenConfig = GenConfig(temperature=0.0, max_tokens=512)
+    max_attempts: int = 3
+    session_count: int = 3  # desired_session_count (-1: 1-10)
+    path_refine_iters: int = 2
+    simulate_sessions: int = 2  # sessions the simulated learner studies (profile updates, then reschedule)
+    content_methods: tuple[str, ...] = C.CONTENT_METHODS
+    quiz_counts: tuple[int, int, int, int] = (3, 0, 0, 0)
+    retrieval_k: int = 5
+    judge: bool = True
+    matcher: str = "exact"
+    mapper_max_tokens: int = 512  # decoding budget of a separate mapper backend (the trained model)
+
+
+def rubrics() -> dict:
+    return load_rubrics(PROMPTS.json("rubrics"), template=PROMPTS.text("judge"))
+
+
+def make_learners(samples: Sequence[dict], n: int, seed: int) -> list[dict]:
+    """`n` simulated learners: a held-out goal (gold skills known) and a resume that mentions experience
+    with some of its skills (a seeded choice), so gap identification has something to infer."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(samples), size=min(n, len(samples)), replace=False)
+    out = []
+    for i in picks:
+        s = samples[int(i)]
+        names = [g["name"] for g in s["skill_requirements"]]
+        known = [names[int(k)] for k in sorted(rng.choice(len(names), size=min(2, len(names)), replace=False))]
+        years = int(rng.integers(1, 6))
+        info = (f"I have worked for {years} years in an office job. I have some experience with "
+                f"{' and '.join(known)} from small projects, and I prefer short practical lessons.")
+        out.append({"id": f"learner_{s['id']}", "goal": s["goal"], "learner_information": info,
+                    "gold": s["skill_requirements"]})
+    return out
+
+
+def _judge_one(backend, rubric, spec: RunSpec, context: str, artifact: str, tag: str) -> dict | None:
+    if backend is None or not spec.judge:
+        return None
+    j = judge(backend, rubric, [{"context": context, "artifact": artifact}], cfg=spec.judge_gen,
+              max_attempts=spec.max_attempts, tag=tag)[0]
+    return j.scores if j.error is None else {"error": j.error}
+
+
+def run_learner(learner: dict, agents: Agents, spec: RunSpec, retriever: C.Retrieved, judge_backend=None,
+                taxonomy=None, bm25_level: str = "intermediate") -> dict:
+    """All stages for one learner; returns its record (see the module docstring)."""
+    rub = rubrics()
+    rec: dict = {"id": learner["id"], "goal": learner["goal"], "learner_information": learner["learner_information"]}
+    info = learner["learner_information"]
+    agents.caller.item_id = learner["id"]
+    if agents.mapper is not None:
+        agents.mapper.item_id = learner["id"]
+    stage = "goal_refiner"
+    try:
+        goal = agents.refine_goal(learner["goal"], info).refined_goal
+        rec["refined_goal"] = goal
+        # --- skills: GenMentor mapper, DirPrompt, CoTPrompt, BM25 over the taxonomy ---------------------
+        rec["skills"] = {}
+        reqs = {}
+        for method in SKILL_METHODS:
+            stage = f"skills.{method}"
+            reqs[method] = agents.map_skills(goal, method)
+            pred = [r.model_dump() for r in reqs[method].skill_requirements]
+            rec["skills"][method] = {"pred": pred, **M.skill_prf(pred, learner["gold"], spec.matcher),
+                                     "judge": _judge_one(judge_backend, rub["skills"], spec, f"Goal: {goal}",
+                                                         to_json(pred), "judge.skills")}
+        if taxonomy is not None:
+            from humanai_jax.methods.genmentor.goal2skill import bm25_taxonomy
+
+            pred = bm25_taxonomy(taxonomy, [goal], 10, bm25_level)[0]
+            rec["skills"]["bm25"] = {"pred": pred, **M.skill_prf(pred, learner["gold"], spec.matcher)}
+        # --- gaps, simulated ground truth, profile -------------------------------------------------------
+        stage = "gap_identifier"
+        gaps = agents.identify_gaps(goal, info, reqs["genmentor"])
+        rec["skill_gaps"] = gaps.model_dump()
+        stage = "sim.ground_truth"
+        truth = agents.sim_ground_truth(goal, info, S.SkillRequirements(skill_requirements=[
+            S.SkillRequirement(**g) for g in learner["gold"]]))
+        stage = "profiler.init"
+        profile = agents.init_profile(goal, info, gaps)
+        rec["profile_init"] = {"profile": profile.model_dump(), **M.profile_metrics(profile, truth)}
+        # --- paths ---------------------------------------------------------------------------------------
+        gap_names = [g.name for g in gaps.skill_gaps if g.is_gap]
+        rec["path"] = {}
+        paths = {}
+        for method in PATH_METHODS:
+            stage = f"path.{method}"
+            if method == "genmentor":
+                paths[method], history = agents.optimise_path(profile, spec.session_count, spec.path_refine_iters)
+            else:
+                paths[method], history = agents.schedule(profile, spec.session_count, style=method), []
+            rec["path"][method] = {"path": paths[method].model_dump(), "refine_history": history,
+                                   **M.path_metrics(paths[method], gap_names),
+                                   "judge": _judge_one(judge_backend, rub["path"], spec, to_json(profile),
+                                                       to_json(paths[method]), "judge.path")}
+        # --- content for the first session ---------------------------------------------------------------
+        path = paths["genmentor"]
+        session = path.learning_path[0]
+        rec["content"] = {}
+        counts = dict(zip(("single_choice", "multiple_choice", "true_false", "short_answer"), spec.quiz_counts))
+        for method in spec.content_methods:
+            stage = f"content.{method}"
+            if method in ("genmentor", "wo_refinement"):
+                out = C.genmentor_content(agents, profile, path, session, retriever,
+                                          integrate=method == "genmentor")
+            else:
+                out = C.baseline_content(agents, method, profile, session, retriever)
+            quiz = C.quiz(agents, profile, out["markdown"], counts) if method == "genmentor" else None
+            if quiz is not None:
+                out["quiz"] = quiz.model_dump()
+                out["feedback"] = agents.content_feedback(profile, out["markdown"]).model_dump()
+            rec["content"][method] = {**out, **M.content_metrics(out["markdown"], quiz),
+                                      "judge": _judge_one(judge_backend, rub["content"], spec,
+                                                          to_json(profile) + "\n" + to_json(session), out["markdown"],
+                                                          "judge.content")}
+        # --- simulated learner: study sessions, update the profile, then reschedule ----------------------
+        rec["simulation"] = []
+        for k, sess in enumerate(path.learning_path[:spec.simulate_sessions]):
+            stage = f"simulation.{k + 1}"
+            agents.caller.round = k + 1
+            after = agents.sim_progress(truth, sess)
+            log = agents.sim_behaviour(truth, after, sess)
+            profile = agents.update_profile(profile, log.model_dump(), sess)
+            truth = after
+            path = S.LearningPath(learning_path=[s.model_copy(update={"if_learned": True}) if s.id == sess.id else s
+                                                 for s in path.learning_path])
+            rec["simulation"].append({"session": sess.id, "behaviour": log.model_dump(),
+                                      **M.profile_metrics(profile, truth)})
+        agents.caller.round = None
+        if rec["simulation"]:
+            stage = "path.reschedule"
+            new_path = agents.reschedule(profile, path, spec.session_count)
+            todo = [s.name for s in profile.cognitive_status.in_progress_skills]
+            rec["reschedule"] = {"path": new_path.model_dump(), **M.path_metrics(new_path, todo)}
+        stage = "tutor"
+        rec["tutor_reply"] = agents.tutor(profile, [{"role": "user", "content": f"What should I focus on in "
+                                                                                f"{session.title}?"}])
+    except StructuredOutputError as err:
+        rec["failed"] = {"stage": stage, "error": str(err)}
+        agents.caller.tracer.event("learner_failed", rec["failed"], item_id=learner["id"])
+    return rec
+
+
+# ------------------------------------------------------------------------------ aggregation
+def _mean(vals) -> float | None:
+    vals = [float(v) for v in vals if isinstance(v, (int, float))]
+    return float(np.mean(vals)) if vals else None
+
+
+def _judge_means(records) -> dict:
+    out = {}
+    for r in records:
+        j = r.get("judge") or {}
+        for d, v in j.items():
+            if d != "error":
+                out.setdefault(d, []).append(v)
+    failed = sum(1 for r in records if (r.get("judge") or {}).get("error"))
+    return {**{f"judge_{d}": float(np.mean(v)) for d, v in out.items()}, "judge_failed": failed}
+
+
+def aggregate(records: Sequence[dict]) -> dict:
+    """Means over the finished learners, per stage and method (see docs/genmentor.md for every key)."""
+    ok = [r for r in records if "failed" not in r]
+    out: dict = {"n_learners": len(records), "n_failed": len(records) - len(ok),
+                 "failed_stages": sorted({r["failed"]["stage"] for r in records if "failed" in r})}
+    skills: dict = {}
+    for m in sorted({m for r in ok for m in r["skills"]}):
+        rows = [r["skills"][m] for r in ok if m in r["skills"]]
+        skills[m] = {k: _mean([x[k] for x in rows]) for k in ("precision", "recall", "f1", "f1_strict")}
+        skills[m].update(_judge_means(rows))
+    out["skills"] = skills
+    out["path"] = {m: {**{k: _mean([r["path"][m][k] for r in ok]) for k in ("gap_coverage", "level_monotone",
+                                                                             "n_sessions")},
+                       **_judge_means([r["path"][m] for r in ok])} for m in PATH_METHODS if ok}
+    content: dict = {}
+    for m in sorted({m for r in ok for m in r["content"]}):
+        rows = [r["content"][m] for r in ok]
+        content[m] = {k: _mean([x[k] for x in rows]) for k in ("one_title", "sections_in_order", "has_summary",
+                                                                 "n_subsections", "chars", "n_quiz")}
+        content[m].update(_judge_means(rows))
+    out["content"] = content
+    out["profile"] = {"init_level_accuracy": _mean([r["profile_init"]["level_accuracy"] for r in ok]),
+                      "init_in_progress_f1": _mean([r["profile_init"]["in_progress_f1"] for r in ok]),
+                      "final_level_accuracy": _mean([r["simulation"][-1]["level_accuracy"] for r in ok
+                                                     if r.get("simulation")]),
+                      "final_mastered_f1": _mean([r["simulation"][-1]["mastered_f1"] for r in ok
+                                                  if r.get("simulation")])}
+    out["reschedule_gap_coverage"] = _mean([r["reschedule"]["gap_coverage"] for r in ok if r.get("reschedule")])
+    return out
+
+
+def metrics_from_outputs(path: str) -> dict:
+    """Recomputes the run's results (less `n_calls`) from its outputs.jsonl, which holds every artefact."""
+    from humanai_jax.data.jsonl import iter_jsonl
+
+    return aggregate([rec for _, rec in iter_jsonl(path)])
+
+
+# ------------------------------------------------------------------------------ the run
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def prompt_hashes() -> dict:
+    root = importlib.resources.files("humanai_jax.methods.genmentor").joinpath("prompts", "en")
+    return {p.name: _sha(p.read_bytes()) for p in sorted(root.iterdir(), key=lambda p: p.name)
+            if p.name.endswith((".txt", ".json"))}
+
+
+def _versions() -> dict:
+    out = {}
+    for pkg in ("rank-bm25", "pydantic", "jax"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def run_tutoring(workdir: str, learners: Sequence[dict], backend, spec: RunSpec, *, retriever: C.Retrieved,
+                 judge_backend=None, mapper_backend=None, taxonomy=None, bm25_level: str = "intermediate",
+                 manifest_extra: dict | None = None) -> dict:
+    """Runs every learner not yet in WORKDIR/outputs.jsonl; returns `aggregate` over all of them."""
+    from humanai_jax.methods.genmentor.backends import TracedBackend
+
+    os.makedirs(workdir, exist_ok=True)
+    out_path = os.path.join(workdir, "outputs.jsonl")
+    manifest_path = os.path.join(workdir, "manifest.json")
+    old = json.load(open(manifest_path)) if os.path.exists(manifest_path) else {}
+    run_id = old.get("run_id") or uuid.uuid4().hex[:12]
+    tracer = Tracer(os.path.join(workdir, "traces.jsonl"), run_id=run_id)
+    caller = Caller(backend, spec.gen, tracer, max_attempts=spec.max_attempts)
+    mapper = None
+    if mapper_backend is not None:
+        mapper = Caller(mapper_backend, spec.gen.replace(max_tokens=spec.mapper_max_tokens), tracer,
+                        max_attempts=spec.max_attempts)
+    agents = Agents(caller, mapper)
+    judge_b = TracedBackend(judge_backend, tracer) if judge_backend is not None else None
+    manifest = {"run_id": run_id, "system": "genmentor", "learners": [x["id"] for x in learners],
+                "backend": getattr(backend, "name", type(backend).__name__),
+                "mapper_backend": getattr(mapper_backend, "name", None) if mapper_backend else None,
+                "judge_backend": getattr(judge_backend, "name", None) if judge_backend else None,
+                "spec": {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in dataclasses.asdict(spec).items()},
+                "prompt_hashes": prompt_hashes(), "versions": _versions(), "resumes": old.get("resumes", -1) + 1,
+                **(manifest_extra or {})}
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f, indent=2, default=str)
+    repair_torn_tail(out_path)
+    done = read_done(out_path, "id")
+    for learner in learners:
+        if learner["id"] in done:
+            continue
+        rec = run_learner(learner, agents, spec, retriever, judge_b, taxonomy, bm25_level)
+        with open(out_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        done[learner["id"]] = rec
+    records = [done[x["id"]] for x in learners]
+    return {**aggregate(records), "n_calls": caller.calls + (mapper.calls if mapper else 0)}

@@ -165,6 +165,23 @@ TABLES: dict[str, Table] = {
         Metric("failed learners", "headline.tutoring_failed", "int"),
         WALL,
     ), "GenMentor goal-to-skill on held-out goals (`configs/genmentor.py`)"),
+    "reclm": Table("reclm", (
+        Metric("cgen HR@10", "methods.cgen.hr@10", digits=4), Metric("cgen NDCG@10", "methods.cgen.ndcg@10", digits=4),
+        Metric("cgen OOD@10", "methods.cgen.ood@10", digits=2),
+        Metric("ret HR@10", "methods.ret.hr@10", digits=4), Metric("ret NDCG@10", "methods.ret.ndcg@10", digits=4),
+        Metric("SASRec HR@10", "methods.sasrec.hr@10", digits=4),
+        Metric("SASRec NDCG@10", "methods.sasrec.ndcg@10", digits=4),
+        Metric("popularity HR@10", "methods.popularity.hr@10", digits=4),
+        Metric("popularity NDCG@10", "methods.popularity.ndcg@10", digits=4),
+        WALL,
+    ), "RecLM on ML-100K, leave-one-out (`configs/reclm.py`)"),
+    "oversight": Table("oversight", (
+        Metric("weak", "acc_weak"), Metric("strong ceiling", "acc_strong"),
+        Metric("w2s xent", "acc_w2s.xent"), Metric("w2s logconf", "acc_w2s.logconf"),
+        Metric("w2s product", "acc_w2s.product"),
+        Metric("PGR xent", "pgr.xent"), Metric("PGR logconf", "pgr.logconf"), Metric("PGR product", "pgr.product"),
+        WALL,
+    ), "Weak-to-strong (`configs/oversight.py`)"),
 }
 
 

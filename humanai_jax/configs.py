@@ -154,3 +154,15 @@ def train_block(**overrides) -> ml_collections.ConfigDict:
 def ckpt_block(**overrides) -> ml_collections.ConfigDict:
     """Checkpointing (read by `train.trainer.CheckpointConfig.from_config`)."""
     return _block("ckpt", _CKPT, overrides)
+
+
+def refuse_unsupported(name: str, block, supported, experiment: str) -> None:
+    """Raises when a shared key this experiment does not implement is set to other than its default, so a
+    shared key is never silently ignored (e.g. `train.grad_accum=4` on an experiment without accumulation)."""
+    defaults = {"model": _MODEL, "mesh": _MESH, "optim": _OPTIM, "train": _TRAIN, "ckpt": _CKPT}[name]
+    changed = sorted(k for k, v in defaults.items() if k not in supported and k in block and block[k] != v)
+    if changed:
+        keys = ", ".join(f"{name}.{k}" for k in changed)
+        raise ValueError(f"{experiment} does not implement {keys}; leave "
+                         f"{'it' if len(changed) == 1 else 'them'} at the default "
+                         f"({', '.join(f'{k}={defaults[k]!r}' for k in changed)})")

@@ -271,3 +271,8 @@ def test_mixture_weights_and_order():
     assert 0.45 < frac_b < 0.55
     first_b = [i for i in order if task_of[i] == "b"][:10]
     assert sorted(first_b) == list(range(90, 100))  # a full pass over b before any repeat
+    # every sample dropped as too long (the smoke variant at seq_len=128): a clear error, not numpy's
+    with pytest.raises(ValueError, match="no samples to draw from"):
+        tokenize.mixed_order([], tokenize.mixture_weights({}, 1.0), 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"\['b'\]"):
+        tokenize.mixed_order(["a"], {"a": 0.5, "b": 0.5}, 10, np.random.default_rng(0))

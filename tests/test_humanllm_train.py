@@ -73,6 +73,9 @@ def test_smoke_experiment_writes_results(smoke_run):
     test_sources = {json.loads(x)["source"] for x in open(os.path.join(workdir, "data", "test.jsonl"))}
     assert set(saved["sft/heldout_loss"]) == test_sources and "amazon.Synthetic.item_selection" in test_sources
     assert 0.0 <= saved["sft/item_selection_accuracy"] <= 1.0 and saved["sft/item_selection_n"] > 0
+    # the synthetic fixture's rule baseline is reported beside its number (it solves the task)
+    rule = saved["synthetic_rule/item_selection"]
+    assert rule["n"] == saved["sft/item_selection_n"] and rule["accuracy"] == 1.0
     lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
     assert [r["step"] for r in lines] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in lines)
     # the freshly initialised model's loss is near log(vocab): a sanity check on the masked CE scale
@@ -83,20 +86,25 @@ def test_smoke_experiment_writes_results(smoke_run):
     assert not set(train["uid"]) & set(test["uid"])
 
 
-def test_merge_command_matches_in_run_merge(smoke_run, tmp_path):
+def test_merge_command_matches_merge_params(smoke_run, tmp_path):
     from experiments.humanllm_merge import merge_checkpoints
     from experiments.lm import model_config
     from humanai_jax.backbone.hf import load_pretrained, save_pretrained
     from humanai_jax.data.tokenizer import load_tokenizer
 
-    config, workdir, _ = smoke_run
+    config, workdir, results = smoke_run
+    # trained from scratch: no merged/* (a merge with a random initialisation measures nothing)
+    assert not any(k.startswith("merged/") for k in results) and not os.path.exists(os.path.join(workdir, "hf_merged"))
     tok = load_tokenizer(os.path.join(workdir, "tokenizer"))
     model_cfg = model_config(config, tok)
-    save_pretrained(str(tmp_path / "base"), model_cfg, sft.host_init_params(model_cfg, config.seed))
+    base = sft.host_init_params(model_cfg, config.seed + 1)
+    save_pretrained(str(tmp_path / "base"), model_cfg, base)
     merge_checkpoints(os.path.join(workdir, "hf_sft"), str(tmp_path / "base"), str(tmp_path / "merged"), 0.5)
     _, ours = load_pretrained(str(tmp_path / "merged"))
-    _, in_run = load_pretrained(os.path.join(workdir, "hf_merged"))
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(in_run)):
+    _, trained = load_pretrained(os.path.join(workdir, "hf_sft"))
+    _, base_back = load_pretrained(str(tmp_path / "base"))
+    want = sft.merge_params(trained, base_back, 0.5)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert os.path.exists(tmp_path / "merged" / "tokenizer.json")
 

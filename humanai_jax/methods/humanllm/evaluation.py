@@ -12,6 +12,8 @@ import collections
 import re
 from collections.abc import Sequence
 
+import numpy as np
+
 from humanai_jax.agents import GenConfig
 from humanai_jax.eval import stats
 from humanai_jax.eval.judge import Rubric, aggregate, judge
@@ -118,3 +120,56 @@ class ItemSelection(Evaluator):
         return {"accuracy": acc["accuracy"], "n": float(acc["n"]), "hits": float(acc["hits"]),
                 "ci_low": acc["ci95"][0], "ci_high": acc["ci95"][1], "p_value_vs_chance": acc["p_value_vs_chance"],
                 "names_a_candidate": acc["names_a_candidate"]}
+
+
+# --------------------------------------------------------------------------------------------------
+# Both model protocols on structured candidates (sample["meta"]: candidates, target_index)
+
+
+def accuracy_entry(hits: Sequence[bool]) -> dict:
+    """`{accuracy, ci_low, ci_high, n, hits}` with the exact (Clopper-Pearson) 95% CI."""
+    n, k = len(hits), int(sum(bool(h) for h in hits))
+    lo, hi = stats.binomial_ci(k, n)
+    return {"accuracy": k / n if n else 0.0, "ci_low": lo, "ci_high": hi, "n": n, "hits": k}
+
+
+def candidate_titles(sample: dict) -> list[str]:
+    """The candidate titles of an item-selection sample, in the prompt's order."""
+    return candidates_of(sample["messages"][-2]["content"])
+
+
+def generation_hits(samples: Sequence[dict], generations: Sequence[str]) -> list[bool]:
+    """The paper's protocol: hit iff the target title is a substring of the generation (case-insensitive)."""
+    return [item_hit(s["messages"][-1]["content"], g) for s, g in zip(samples, generations)]
+
+
+def candidate_logprobs(params, model_cfg, tokenizer, samples: Sequence[dict], row_len: int, *, nll_fn,
+                       rows_per_batch: int = 32) -> np.ndarray:
+    """Likelihood ranking: [n_samples, n_candidates] sum of log p(title tokens + end-of-turn | prompt),
+    each candidate scored as the assistant reply of the sample's chat (the training format, so the
+    scored tokens are exactly the ones the SFT loss masks in). Candidates that do not fit `row_len`
+    raise (a truncated candidate would be scored on fewer tokens)."""
+    from humanai_jax.methods.humanllm import tokenize
+
+    rows, where = [], []
+    for i, s in enumerate(samples):
+        for j, title in enumerate(candidate_titles(s)):
+            tok, mask = tokenize.tokenize_chat(tokenizer, [*s["messages"][:-1], {"role": "assistant", "content": title}])
+            if len(tok) > row_len:
+                raise ValueError(f"sample {i} candidate {j + 1}: {len(tok)} tokens > row length {row_len}; "
+                                 f"raise data.seq_len")
+            rows.append((tok, mask))
+            where.append((i, j))
+    n_cand = max(j for _, j in where) + 1 if where else 0
+    out = np.full((len(samples), n_cand), -np.inf)
+    filler = (np.zeros(2, np.int32), np.zeros(2, np.int8))
+    for start in range(0, len(rows), rows_per_batch):
+        chunk = rows[start:start + rows_per_batch]
+        pb = tokenize.pack(chunk + [filler] * (rows_per_batch - len(chunk)), row_len, max_segments=1)
+        nll, mask = nll_fn(params, {k: np.asarray(v) for k, v in pb.as_dict().items()}, model_cfg)
+        row_sum = np.asarray((nll * mask).sum(-1))
+        for r, members in enumerate(pb.sample_index):
+            if members[0] < len(chunk):
+                i, j = where[start + members[0]]
+                out[i, j] = -float(row_sum[r])
+    return out

@@ -21,6 +21,9 @@ a fixed separator, whatever the genre.
 
 from __future__ import annotations
 
+import collections
+import re
+
 import numpy as np
 
 GENRES = {  # genre word in titles -> words used in personas and profiles
@@ -97,3 +100,18 @@ def make_users(n_users: int, catalog: dict[str, str], genre_of: dict[str, str], 
                       "tag_v1": {"quality": "high", "harmless": "yes"}, "rewrite_v2": None, "summary": None}
                      for k, i in enumerate(history)]
     return users, logs
+
+
+def rule_choice(prompt: str) -> str | None:
+    """The rule that solves this synthetic task without learning (issue 13): the most frequent genre and the
+    most frequent object of the history lines, or, in a persona-only prompt, the hobby and the object the
+    persona names. Returns the title "G, O" (None if neither is found)."""
+    hist = re.findall(r"^History \d+: (\w+), (\w+)$", prompt, re.MULTILINE)
+    if hist:
+        genre = collections.Counter(g for g, _ in hist).most_common(1)[0][0]
+        obj = collections.Counter(o for _, o in hist).most_common(1)[0][0]
+        return f"{genre}, {obj}"
+    genre = next((g for g, (hobby, _) in GENRES.items() if f"loves {hobby}" in prompt or f"goes to {hobby}" in prompt),
+                 None)
+    obj = re.search(r"a good (\w+)", prompt)
+    return f"{genre}, {obj.group(1)}" if genre and obj else None

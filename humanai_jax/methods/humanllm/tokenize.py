@@ -181,6 +181,10 @@ def mixed_order(task_of_sample: Sequence[str], weights: dict[str, float], n: int
     by_task: dict[str, list[int]] = {}
     for i, t in enumerate(task_of_sample):
         by_task.setdefault(t, []).append(i)
+    empty = sorted(t for t, w in weights.items() if w > 0 and not by_task.get(t))
+    if not weights or empty:
+        raise ValueError(f"mixed_order: no samples to draw from (tasks without samples: {empty or 'all'}); "
+                         f"were all samples longer than data.seq_len and dropped?")
     tasks = sorted(weights)
     p = np.array([weights[t] for t in tasks])
     queues = {t: [] for t in tasks}

@@ -2,6 +2,8 @@
 
 cgen: the catalogue constraint (`humanai_jax.decoding.ItemConstraint`) and the scope-mask loss;
 ret: the item projection head and the retrieval hook of the decode loop. See docs/decoding.md.
+Training and evaluation (docs/reclm.md): `data` (readers, filtering, split, samples), `encode` (tokenizer,
+chat rows), `train` (losses, optimizer, TrainTask), `evaluate` (decoding, parsing, metrics).
 """
 
 from humanai_jax.methods.reclm.retrieval import init_item_proj, item_proj, item_scores, item_token_table, make_retriever

@@ -1,0 +1,353 @@
+r"""RecLM-cgen / RecLM-ret (Liao et al., arXiv 2505.03336) next to SASRec and popularity.
+
+  python -m experiments.run --config configs/reclm.py[:cgen|ret|sasrec|table] --workdir runs/reclm
+
+Reads top to bottom: data (§5.1 filtering, unique titles, tokenizer fit on the training text), the
+leave-one-out split, the SASRec teacher (trained with the shared Trainer, early-stopped on val NDCG@10,
+reported on its own) and popularity, the teacher's top-k lists for every training window, then per
+RecLM variant: SFT on the reference templates (cgen: scope-mask loss; ret: retrieval + LM loss) with
+validation on the first val users every epoch keeping the best NDCG@10, test decoding (cgen: item-trie
+constraint; ret: retrieval-forced spans), the §5.5 metrics, and the general-ability check (held-out LM
+loss on non-recommendation text before vs after). OOD@10 = 0 for cgen and Repeat@10 = 0 for both are
+asserted on every test reply. With `seeds`, one sub-run per seed and `methods.<m>.<metric>` =
+{mean, std, per_seed}.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from humanai_jax import configs, experiment
+from humanai_jax.backbone.params import init_params
+from humanai_jax.backbone.transformer import hidden_states, logits_from_hidden
+from humanai_jax.data.corpus import generate_corpus
+from humanai_jax.data.tokenizer import load_tokenizer
+from humanai_jax.decoding import build_item_trie
+from humanai_jax.eval import stats
+from humanai_jax.methods.reclm import data as rdata, encode, evaluate as rev, train as rtrain
+from humanai_jax.methods.reclm.retrieval import init_item_proj
+from humanai_jax.methods.reclm.scope_loss import span_nodes
+from humanai_jax.methods.reclm.tokens import resize_for_item_tokens
+from humanai_jax.recsys import sasrec
+from humanai_jax.train.losses import token_nll
+from humanai_jax.train.model_block import model_config
+from humanai_jax.train.trainer import CheckpointConfig, Trainer, TrainerConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _print(*args):
+    if jax.process_index() == 0:
+        print(*args, flush=True)
+
+
+def _path(p: str) -> str:
+    return p if not p or os.path.isabs(p) else os.path.join(REPO, p)
+
+
+# ============================================================================ data
+def read_raw(d):
+    """(interactions, raw titles) from `config.data` (module docstring of methods/reclm/data.py)."""
+    if d.source == "recbole":
+        paths = (_path(d.inter_path), _path(d.item_path))
+        reader = rdata.read_recbole
+    elif d.source in ("amazon", "steam"):
+        paths = (_path(d.review_path), _path(d.meta_path))
+        reader = rdata.read_amazon if d.source == "amazon" else rdata.read_steam
+    else:
+        raise ValueError(f"data.source must be recbole, amazon or steam; got {d.source!r}")
+    for p in paths:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"data file {p} does not exist (config.data paths)")
+    return reader(*paths)
+
+
+def tokenizer_for(config, workdir: str, raw_titles: list[str]):
+    """A given tokenizer (data.tokenizer, or the checkpoint's), else a BPE fit on the training text:
+    titles, templates and the system prompt (cached in WORKDIR/tokenizer)."""
+    path = config.data.tokenizer or config.model.hf_path
+    if path:
+        return load_tokenizer(path)
+    out = os.path.join(workdir, "tokenizer")
+    if os.path.exists(os.path.join(out, "tokenizer.json")):
+        return load_tokenizer(out)
+    texts = list(raw_titles) + list(rdata.TRAIN_TEMPLATES) + [rdata.TEST_TEMPLATE, rdata.SYSTEM_PROMPT]
+    texts += [f"{n}. " for n in range(1, 11)] * 10
+    return encode.train_reclm_tokenizer(texts, config.data.vocab_size, out)
+
+
+# ============================================================================ baselines
+def sasrec_and_popularity(config, workdir, train_seqs, val, test, titles):
+    s = config.sasrec
+    cfg = sasrec.SASRecConfig(n_items=len(titles), max_len=s.max_len, d_model=s.d_model, n_heads=s.n_heads,
+                              n_layers=s.n_layers, inner=s.inner)
+
+    def top_lists(params, cases):
+        scores = sasrec.score_histories(params, cfg, [c.history for c in cases])
+        return sasrec.rank_items(scores, [c.seen for c in cases], 10)
+
+    def val_ndcg(params):
+        lists = [[titles[i] for i in row] for row in top_lists(params, val)]
+        return rev.score_lists(lists, val, titles)[0]["ndcg@10"]
+
+    tc = sasrec.SASRecTrainConfig(steps=s.steps, batch_size=s.batch_size, lr=s.lr, eval_every=s.eval_every,
+                                  seed=config.seed)
+    start = time.time()
+    fit = sasrec.fit_sasrec(train_seqs, cfg, workdir, tc, evaluate=val_ndcg, log=_print)
+    out = {}
+    lists = [[titles[i] for i in row] for row in top_lists(fit["params"], test)]
+    out["sasrec"] = dict(rev.score_lists(lists, test, titles)[0], best_step=fit["best_step"],
+                         val_ndcg=fit["best_val"], train_s=time.time() - start)
+    counts = np.bincount(np.concatenate([np.asarray(q, np.int64) for q in train_seqs]), minlength=len(titles))
+    pop = sasrec.rank_items(np.tile(counts.astype(np.float64), (len(test), 1)), [c.seen for c in test], 10)
+    out["popularity"] = rev.score_lists([[titles[i] for i in row] for row in pop], test, titles)[0]
+    return cfg, fit["params"], out
+
+
+def teacher_table(cfg, params, train_seqs, history_len: int, k: int, exclude: str) -> dict[tuple, list[int]]:
+    """The teacher's top-k for every history a training sample can draw (§5.2: `train[start:t]`)."""
+    keys = sorted({tuple(q[st:t]) for q in train_seqs for t in range(1, len(q))
+                   for st in range(max(0, t - history_len), t)})
+    table = {}
+    for s in range(0, len(keys), 4096):
+        block = [list(h) for h in keys[s:s + 4096]]
+        top = sasrec.rank_items(sasrec.score_histories(params, cfg, block, batch=1024), block, k, exclude)
+        table.update({tuple(h): row.tolist() for h, row in zip(block, top)})
+    return table
+
+
+# ============================================================================ RecLM model
+def initial_model(config, tokenizer, codec, n_items: int, variant: str, rng):
+    """(ModelConfig, params {"lm", ["proj", "items"]}): from scratch, or a HF checkpoint whose embeddings
+    grow for <SOI>/<EOI> (reference init, `tokens.resize_for_item_tokens`)."""
+    model_cfg = model_config(config, tokenizer)
+    k_lm, k_resize, k_proj, k_items = jax.random.split(rng, 4)
+    if config.model.hf_path:
+        from humanai_jax.backbone import load_pretrained
+
+        _, lm = load_pretrained(config.model.hf_path, dtype=model_cfg.params_dtype)
+        model_cfg, lm = resize_for_item_tokens(lm, model_cfg, tokenizer, output_init=config.output_init, rng=k_resize)
+    else:
+        lm = init_params(model_cfg, k_lm)
+    params = {"lm": lm}
+    if variant == "ret":
+        p = config.item_proj
+        params["proj"] = init_item_proj(k_proj, model_cfg.d_model, hidden=p.hidden, out=p.dim)
+        # bge-m3 vectors of the titles are not available offline: a trainable table (the reference trains
+        # its table too), normal(0, 1/sqrt(dim)) so initial dot products are O(1)
+        params["items"] = jax.random.normal(k_items, (n_items, p.dim), jnp.float32) / np.sqrt(p.dim)
+    return model_cfg, params
+
+
+class RowMaker:
+    """Training rows: a pure function of (seed, step). Each epoch visits every user once in a fresh
+    order, each visit draws a fresh sample (§2.6)."""
+
+    def __init__(self, config, variant, codec, titles, title_ids, seqs, teacher, trie):
+        self.c, self.variant, self.codec, self.titles, self.title_ids = config, variant, codec, titles, title_ids
+        self.seqs, self.teacher, self.trie = seqs, teacher, trie
+        self.batch = config.train.batch_size
+        self.steps_per_epoch = math.ceil(len(seqs) / self.batch)
+        self.row_len = config.data.seq_len + 1
+        self.stats = {"prompt_truncated": 0, "rows": 0}
+
+    def row(self, epoch: int, user: int) -> dict:
+        d, rng = self.c.data, np.random.default_rng([self.c.seed, epoch, user])
+        sample = rdata.draw_train_sample(rng, self.seqs[user], self.titles, lambda h, k: self.teacher[tuple(h)][:k],
+                                         history_len=d.history_len, max_items=d.max_reply_items)
+        prompt = self.codec.prompt_ids(sample.prompt)
+        reply = self.codec.reply_ids(self.title_ids, sample.items)
+        lm_mask = encode.ret_lm_mask(reply, self.codec.soi_id, self.codec.eoi_id) if self.variant == "ret" else None
+        tokens, mask = encode.build_row(prompt, reply, self.row_len, lm_mask=lm_mask)
+        start = min(len(prompt), self.row_len - len(reply))
+        self.stats["prompt_truncated"] += int(start < len(prompt))
+        self.stats["rows"] += 1
+        out = {"tokens": tokens, "mask": mask}
+        if self.variant == "cgen":
+            targets = np.where(mask[1:] > 0, tokens[1:], -1)[None]
+            out["span_node"] = span_nodes(targets, self.trie, scope_mask_eoi=self.c.train.scope_mask_eoi)[0]
+        else:
+            out["ret_pos"], out["ret_item"] = encode.retrieval_targets(tokens, start, sample.items, self.codec.soi_id,
+                                                                      d.max_reply_items)
+        return out
+
+    def batch_at(self, step: int) -> dict:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        order = np.random.default_rng([self.c.seed, 1_000_003, epoch]).permutation(len(self.seqs))
+        users = [order[(i * self.batch + j) % len(order)] for j in range(self.batch)]
+        rows = [self.row(epoch, int(u)) for u in users]
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def general_loss(params_lm, model_cfg, tokenizer, docs, row_len: int) -> float:
+    """Mean next-token NLL (nats/token) on non-recommendation documents, one document per row."""
+    ids = [tokenizer(d, add_special_tokens=False)["input_ids"][:row_len] for d in docs]
+    tokens = np.zeros((len(ids), row_len), np.int32)
+    mask = np.zeros((len(ids), row_len), np.float32)
+    for r, t in enumerate(ids):
+        tokens[r, :len(t)], mask[r, 1:len(t)] = t, 1.0
+
+    @jax.jit
+    def nll_sum(p, tok, m):
+        logits = logits_from_hidden(p, hidden_states(p, tok[:, :-1], model_cfg), model_cfg)
+        return jnp.sum(token_nll(logits, tok[:, 1:]) * m[:, 1:])
+
+    total = sum(float(nll_sum(params_lm, tokens[s:s + 32], mask[s:s + 32])) for s in range(0, len(ids), 32))
+    return total / float(mask.sum())
+
+
+def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teacher, val, test) -> dict:
+    t, e = config.train, config.eval
+    start_time = time.time()
+    model_cfg, params0 = initial_model(config, codec.tokenizer, codec, ds.n_items, variant,
+                                       jax.random.PRNGKey(config.seed))
+    params0 = jax.device_get(params0)  # a host copy: the train step donates the device state
+    trie = build_item_trie(title_ids, soi_id=codec.soi_id, eoi_id=codec.eoi_id, vocab_size=model_cfg.vocab_size)
+    item_of = {tuple(ids): i for i, ids in enumerate(title_ids)}
+    rows = RowMaker(config, variant, codec, ds.titles, title_ids, ds.sequences, teacher, trie if variant == "cgen"
+                    else None)
+    configs.refuse_unsupported("train", t, {"steps", "batch_size", "log_every", "progress"}, "RecLM")
+    steps = t.steps or t.epochs * rows.steps_per_epoch
+    tx, schedule = rtrain.make_optimizer(t.lr, steps, warmup_frac=t.warmup_frac, weight_decay=t.weight_decay,
+                                         clip=t.clip)
+    loss_cfg = rtrain.LossConfig(variant, model_cfg, loss_norm=t.loss_norm, emb_alpha=t.emb_alpha)
+    task = rtrain.reclm_task(params0, loss_cfg, trie if variant == "cgen" else None, tx, schedule, rows.batch_at,
+                             rows.batch_at(0), fingerprint={"variant": variant, "seed": config.seed,
+                                                            "model": model_cfg.identity(), "train": t.to_dict()})
+    decode = functools.partial(rev.decode_replies, model_cfg=model_cfg, codec=codec, variant=variant, trie=trie,
+                               title_ids=title_ids, max_new_tokens=e.max_new_tokens, batch=e.batch,
+                               seed=config.seed)
+    val_cases = val[: e.n_val_users]
+    val_prompts = [codec.prompt_ids(rdata.test_prompt(ds.titles, c.history, e.item_count, e.prompt))
+                   for c in val_cases]
+    best = {"ndcg": -1.0, "epoch": 0, "params": None}
+    curve = []
+
+    def validate(step: int, state) -> dict:
+        params = jax.device_get(state["params"])
+        lists, _ = rev.replies_to_titles(decode(params, prompts=val_prompts), codec, item_of, ds.titles)
+        m = rev.score_lists(lists, val_cases, ds.titles)[0]
+        epoch = step // rows.steps_per_epoch
+        curve.append({"epoch": epoch, "ndcg@10": m["ndcg@10"], "hr@10": m["hr@10"], "exact_count": m["exact_count"],
+                      "mean_items": float(np.mean([len(x) for x in lists]))})
+        if m["ndcg@10"] > best["ndcg"]:
+            best.update(ndcg=m["ndcg@10"], epoch=epoch, params=params)
+        _print(f"{variant} epoch {epoch}: val NDCG@10 {m['ndcg@10']:.4f} HR@10 {m['hr@10']:.4f} items/reply "
+               f"{curve[-1]['mean_items']:.1f} (best {best['ndcg']:.4f} at epoch {best['epoch']})")
+        return {"val_ndcg@10": m["ndcg@10"], "val_hr@10": m["hr@10"]}
+
+    trainer = Trainer(os.path.join(workdir, variant),
+                      TrainerConfig(steps=steps, seed=config.seed, log_every=t.log_every, progress=t.progress,
+                                    tensorboard=False),
+                      CheckpointConfig(every=0, async_save=False, resume=False, keep=1))
+    trainer.add_hook(validate, every=rows.steps_per_epoch)
+    _print(f"{variant}: {steps} steps ({t.epochs} epochs x {rows.steps_per_epoch}), vocab {model_cfg.vocab_size}, "
+           f"{sum(x.size for x in jax.tree.leaves(params0)):,} parameters")
+    state, summary = trainer.fit(task)
+    train_s = time.time() - start_time
+    params = best["params"]
+
+    # --- test, read once with the parameters chosen on validation
+    test_prompts = [codec.prompt_ids(rdata.test_prompt(ds.titles, c.history, e.item_count, e.prompt)) for c in test]
+    t0 = time.time()
+    replies = decode(params, prompts=test_prompts)
+    decode_s = time.time() - t0
+    lists, parse = rev.replies_to_titles(replies, codec, item_of, ds.titles)
+    metrics, per = rev.score_lists(lists, test, ds.titles)
+    experiment.write_json(os.path.join(workdir, variant, "generations.json"), {"samples": [
+        {"user": c.user, "target": ds.titles[c.target], "items": o, "text": codec.tokenizer.decode(r)}
+        for c, o, r in zip(test[:100], lists[:100], replies[:100])]})
+    out = dict(metrics, **parse, best_epoch=best["epoch"], val_ndcg=best["ndcg"], val_curve=curve, train_s=train_s,
+               test_decode_s=decode_s, final_train_loss=summary["last_metrics"].get("loss"),
+               prompt_truncated_rows=rows.stats["prompt_truncated"], rows_drawn=rows.stats["rows"])
+    if e.sampling:
+        sampled = decode(params, prompts=test_prompts, temperature=e.temperature, top_p=e.top_p)
+        out["sampled"] = rev.score_lists(rev.replies_to_titles(sampled, codec, item_of, ds.titles)[0], test,
+                                         ds.titles)[0]
+    docs = generate_corpus(e.general_docs, seed=10_000 + config.seed)
+    out["general_loss_before"] = general_loss(params0["lm"], model_cfg, codec.tokenizer, docs, config.data.seq_len + 1)
+    out["general_loss_after"] = general_loss(params["lm"], model_cfg, codec.tokenizer, docs, config.data.seq_len + 1)
+    # The paper's guarantees, checked on every evaluated reply (not only in unit tests).
+    bad_ood = sum(s["ood@10"] > 0 for s in per)
+    bad_rep = sum(s["repeat@10"] > 0 for s in per)
+    out["replies_with_ood"], out["replies_with_repeat"] = int(bad_ood), int(bad_rep)
+    if (variant == "cgen" and bad_ood) or bad_rep:
+        experiment.write_json(os.path.join(workdir, variant, "violations.json"), out)
+        raise AssertionError(f"{variant}: {bad_ood} replies with out-of-domain items, {bad_rep} with repeats "
+                             f"(the constraint must make both 0); see {workdir}/{variant}/violations.json")
+    _print(f"{variant} test: HR@10 {metrics['hr@10']:.4f} NDCG@10 {metrics['ndcg@10']:.4f} OOD@10 "
+           f"{metrics['ood@10']:.2f} Repeat@10 {metrics['repeat@10']:.2f} exact-count {metrics['exact_count']:.3f}")
+    return out
+
+
+# ============================================================================ run
+def run_one(config, workdir: str) -> dict:
+    t0 = time.time()
+    d = config.data
+    inter, raw_titles = read_raw(d)
+    tokenizer = tokenizer_for(config, workdir, sorted(set(raw_titles.values())))
+    codec = encode.ChatCodec.create(tokenizer)
+    ds = rdata.build_dataset(d.source, inter, raw_titles, min_len=d.min_len, max_len=d.max_len, n_users=d.n_users,
+                             seed=d.sample_seed, title_fn=encode.canonical_title(tokenizer))
+    title_ids = encode.title_token_ids(tokenizer, ds.titles)
+    encode.save_titles(os.path.join(workdir, "data", "titles.txt"), ds.titles)
+    train_seqs = [rdata.train_part(q) for q in ds.sequences]
+    val = rdata.eval_cases(ds.sequences, "val", d.history_len)
+    test = rdata.eval_cases(ds.sequences, "test", d.history_len)
+    _print(f"Data {ds.report}; title tokens mean {np.mean([len(t) for t in title_ids]):.1f} "
+           f"max {max(len(t) for t in title_ids)}; tokenizer {len(tokenizer)}")
+
+    s_cfg, s_params, methods = sasrec_and_popularity(config, workdir, train_seqs, val, test, ds.titles)
+    _print("baselines: " + "; ".join(f"{m} HR@10 {v['hr@10']:.4f} NDCG@10 {v['ndcg@10']:.4f}"
+                                     for m, v in methods.items()))
+    results = {"data": ds.report, "n_test": len(test), "n_val_users": min(config.eval.n_val_users, len(val))}
+    if config.methods:
+        teacher = teacher_table(s_cfg, s_params, train_seqs, d.history_len, d.max_reply_items,
+                                config.sasrec.teacher_exclude_history)
+        for variant in config.methods:
+            methods[variant] = run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teacher,
+                                         val, test)
+    results["methods"] = methods
+    results["wall_time_s"] = time.time() - t0
+    results["load_avg_1m_end"] = os.getloadavg()[0]
+    return results
+
+
+SCALARS = ("hr@10", "ndcg@10", "mrr@10", "ood@10", "ood@10_frac", "repeat@10", "repeat@10_frac", "in_history@10",
+           "in_history@10_frac", "exact_count", "general_loss_before", "general_loss_after", "val_ndcg")
+
+
+def aggregate_seeds(per_seed: dict[int, dict]) -> dict:
+    """methods.<m>.<metric> = {mean, std, per_seed} over the seeds."""
+    first = next(iter(per_seed.values()))
+    out = {"seeds": list(per_seed), "data": first["data"], "methods": {},
+           "wall_time_s": {s: r["wall_time_s"] for s, r in per_seed.items()}}
+    for m, vals in first["methods"].items():
+        out["methods"][m] = {}
+        for k in SCALARS:
+            if k in vals:
+                xs = [float(r["methods"][m][k]) for r in per_seed.values()]
+                ms = stats.mean_std(xs)
+                out["methods"][m][k] = {"mean": ms.mean, "std": ms.std, "per_seed": xs}
+    return out
+
+
+def run(config, workdir: str) -> dict:
+    """One run, or with `config.seeds` one sub-run per seed (WORKDIR/seed_<s>) and their aggregate."""
+    if not config.get("seeds"):
+        return run_one(config, workdir)
+    per_seed = {}
+    for seed in config.seeds:
+        sub = config.copy_and_resolve_references()
+        with sub.unlocked():
+            sub.seed, sub.seeds = int(seed), ()
+        per_seed[int(seed)] = run_one(sub, os.path.join(workdir, f"seed_{seed}"))
+        experiment.write_json(os.path.join(workdir, f"seed_{seed}", "results.json"), per_seed[int(seed)])
+    return aggregate_seeds(per_seed)

@@ -155,6 +155,8 @@ def _emit(state: DecodeState, logits: jax.Array, hidden: jax.Array, inp: LoopInp
     allowed, guard = (None, jnp.zeros_like(active))
     if inp.constraint is not None:
         allowed, guard = inp.constraint.allowed(state.cstate)
+    if inp.retriever is not None:
+        logits = inp.retriever.block_exhausted_trigger(state.forcing, logits)
     keys = sampling.row_keys(inp.base_key, state.request_ids, state.step)
     tok = sampling.select_tokens(
         logits, keys, allowed=allowed, greedy_decode=sp.greedy, temperature=sp.temperature,

@@ -4,7 +4,8 @@ When a row samples the trigger token (`<SOI>`) and is not already forcing, a ret
 of the hidden state that predicted the trigger picks an item; that item's tokens (title + `<EOI>`)
 are then forced into the sequence one per step, going through the same cached forward as
 sampled tokens, so the KV cache is reused and nothing is re-prefilled. Items a row already
-received are excluded from its later retrievals (no repeats within a reply).
+received are excluded from its later retrievals (no repeats within a reply); once a row has received
+`max_items` items (or the whole catalogue) the trigger is banned from its sampling.
 
 The reference (RecAI `RecLM-cgen`, `SFT_Embedding_generate`) stops generation at `<SOI>`,
 appends the title and re-runs `generate` from scratch each time.
@@ -50,6 +51,12 @@ class Retriever:
             picked=jnp.full((batch, self.max_items), -1, jnp.int32),
             n_picked=jnp.zeros((batch,), jnp.int32),
         )
+
+    def block_exhausted_trigger(self, state: ForcingState, logits: jax.Array) -> jax.Array:
+        """`logits [B, V]` with the trigger banned in rows whose exclusion buffer is full (or that received every
+        item): a further retrieval there could repeat an item, as ItemConstraint bans `<SOI>` in the same case."""
+        full = state.n_picked >= min(self.max_items, self.item_tokens.shape[0])
+        return logits.at[:, self.trigger_id].set(jnp.where(full, NEG, logits[:, self.trigger_id]))
 
     def pick(self, hidden: jax.Array, state: ForcingState) -> jax.Array:
         """`hidden [B, D]` -> `[B]` best item not yet picked by the row."""

@@ -31,7 +31,9 @@ ANCHORS = {  # (recall@20, ndcg@20)
 }
 COMPARE = {"sparse_alone": "SLIM(X), SaD reference code (measured)", "dense_alone": "UltraGCN (RecZoo)",
            "dense_s2d": "UltraGCN (RecZoo)", "sad": "SimpleX (RecZoo, best BARS entry)",
-           "sad_coded_beta": "SimpleX (RecZoo, best BARS entry)", "sparse_d2s": "SLIM(X), SaD reference code (measured)"}
+           "sad_coded_beta": "SimpleX (RecZoo, best BARS entry)", "sparse_d2s": "SLIM(X), SaD reference code (measured)",
+           "ease": "SLIM(X), SaD reference code (measured)", "itemknn": "SLIM(X), SaD reference code (measured)",
+           "slim_sklearn": "SLIM(X), SaD reference code (measured)"}
 
 
 def _set(config, assignment: str):
@@ -66,7 +68,7 @@ def main():
           f"after {os.getloadavg()}")
     print(f"{'stage':<16}{'recall@20':>10}{'ndcg@20':>9}   anchor (recall/ndcg)                         ratio R/N")
     for stage, m in results["stages"].items():
-        name = COMPARE[stage]
+        name = COMPARE.get(stage, "SLIM(X), SaD reference code (measured)")  # baselines: vs the reference SLIM
         ar, an = ANCHORS[name]
         print(f"{stage:<16}{m['recall@20']:>10.4f}{m['ndcg@20']:>9.4f}   {name:<38}{ar:.4f}/{an:.4f}  "
               f"{m['recall@20'] / ar:.3f}/{m['ndcg@20'] / an:.3f}")

@@ -105,7 +105,12 @@ def make_interactions(name, train_pairs, test_pairs, valid_pairs=None, n_users=N
 
 def read_user_item_lists(path: str) -> np.ndarray:
     """Reads `user item item ...` lines into [n, 2] int64 (user, item) pairs in file order."""
-    users, items = [], []
+    return read_user_item_lists_with_lines(path)[0]
+
+
+def read_user_item_lists_with_lines(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reads `user item item ...` lines: ([n, 2] int64 (user, item) pairs in file order, [n] line numbers)."""
+    users, items, lines = [], [], []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
             fields = line.split()
@@ -121,19 +126,107 @@ def read_user_item_lists(path: str) -> np.ndarray:
                 raise DataFormatError(f"{path}:{lineno}: negative id in {line.strip()[:80]!r}")
             users.extend([ids[0]] * (len(ids) - 1))
             items.extend(ids[1:])
-    return np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)], 1).reshape(-1, 2)
+            lines.extend([lineno] * (len(ids) - 1))
+    pairs = np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)], 1).reshape(-1, 2)
+    return pairs, np.asarray(lines, np.int64)
 
 
-def load_lightgcn_text(directory: str, name: str | None = None) -> Interactions:
-    """Loads `train.txt`, `test.txt` and (if present) `valid.txt` from a LightGCN/BARS folder."""
+# An id space may have gaps (items filtered out upstream), but max id + 1 sizes every matrix: ids this far
+# beyond the number of distinct ids are a corrupt file, not a catalogue (spec sad.md §9: contiguous ids).
+MAX_ID_SPARSITY = 2.0
+MAX_ID_SLACK = 1000
+
+
+def check_id_ranges(files: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Refuses ids so large that sizing matrices by max id + 1 would be absurd (e.g. 10^7 among 3,000 items).
+
+    files: {path: ([n, 2] pairs, [n] line numbers)}. Raises DataFormatError naming the file and line of the
+    largest id, before anything of size max id + 1 is allocated.
+    """
+    for col, kind in ((0, "user"), (1, "item")):
+        ids = np.concatenate([p[:, col] for p, _ in files.values()])
+        if not len(ids):
+            continue
+        n_distinct = len(np.unique(ids))
+        top = int(ids.max())
+        if top + 1 > MAX_ID_SPARSITY * n_distinct + MAX_ID_SLACK:
+            path, line = _locate(files, col, top)
+            raise DataFormatError(
+                f"{path}:{line}: {kind} id {top:,} but only {n_distinct:,} distinct {kind} ids in "
+                f"{', '.join(os.path.basename(f) for f in files)}; ids must be 0-based and (nearly) contiguous, "
+                f"since every matrix is sized max id + 1 = {top + 1:,}. Re-index the ids."
+            )
+
+
+def _locate(files, col: int, value: int) -> tuple[str, int]:
+    for path, (pairs, lines) in files.items():
+        hit = np.flatnonzero(pairs[:, col] == value)
+        if len(hit):
+            return path, int(lines[hit[0]])
+    raise AssertionError("value not found")
+
+
+TEST_ONLY_POLICIES = ("error", "drop", "keep")
+
+
+def check_test_only_ids(train_file, other_files: dict, policy: str = "error") -> dict:
+    """Users or items that appear in test/valid but never in train (cold ids).
+
+    train_file: (path, pairs, lines); other_files: {path: (pairs, lines)}. policy "error" raises a
+    DataFormatError naming the first such id's file and line; "drop" removes those pairs (returned counts
+    say how many); "keep" keeps them (item-item models can never rank a cold item). Returns
+    {"test_only_items": n, "test_only_users": n, "dropped_pairs": n} and drops in place in `other_files`.
+    """
+    if policy not in TEST_ONLY_POLICIES:
+        raise ValueError(f"test_only_ids={policy!r} is not supported; choose one of {TEST_ONLY_POLICIES}")
+    train_path, train_pairs, _ = train_file
+    known = [set(np.unique(train_pairs[:, 0]).tolist()), set(np.unique(train_pairs[:, 1]).tolist())]
+    stats = {"test_only_users": 0, "test_only_items": 0, "dropped_pairs": 0}
+    for path, (pairs, lines) in list(other_files.items()):
+        cold = np.zeros(len(pairs), bool)
+        for col, kind in ((0, "user"), (1, "item")):
+            is_cold = ~np.isin(pairs[:, col], np.fromiter(known[col], np.int64, len(known[col])))
+            stats[f"test_only_{kind}s"] += len(np.unique(pairs[is_cold, col]))
+            if is_cold.any() and policy == "error":
+                first = int(np.flatnonzero(is_cold)[0])
+                raise DataFormatError(
+                    f"{path}:{lines[first]}: {kind} id {int(pairs[first, col])} appears here but never in "
+                    f"{train_path} ({int(is_cold.sum())} such pairs in this file); set data.test_only_ids="
+                    f"'drop' to remove them or 'keep' to keep them as cold {kind}s"
+                )
+            cold |= is_cold
+        if policy == "drop" and cold.any():
+            other_files[path] = (pairs[~cold], lines[~cold])
+            stats["dropped_pairs"] += int(cold.sum())
+    return stats
+
+
+def load_lightgcn_text(directory: str, name: str | None = None, *, test_only_ids: str = "error") -> Interactions:
+    """Loads `train.txt`, `test.txt` and (if present) `valid.txt` from a LightGCN/BARS folder.
+
+    Refused with a DataFormatError naming the file (and line): an empty train or test file, an id far
+    beyond the number of distinct ids (`check_id_ranges`), and (unless `test_only_ids` is "drop" or
+    "keep") a user or item id that appears in test/valid but never in train.
+    """
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory} is not a directory (LightGCN text data set: train.txt, test.txt)")
     for required in ("train.txt", "test.txt"):
         if not os.path.exists(os.path.join(directory, required)):
             raise FileNotFoundError(f"{os.path.join(directory, required)} not found (LightGCN text data set)")
-    train = read_user_item_lists(os.path.join(directory, "train.txt"))
-    test = read_user_item_lists(os.path.join(directory, "test.txt"))
-    valid_path = os.path.join(directory, "valid.txt")
-    valid = read_user_item_lists(valid_path) if os.path.exists(valid_path) else None
-    return make_interactions(name or os.path.basename(os.path.normpath(directory)), train, test, valid)
+    paths = {split: os.path.join(directory, f"{split}.txt") for split in ("train", "test", "valid")}
+    files = {paths[s]: read_user_item_lists_with_lines(paths[s]) for s in ("train", "test")}
+    if os.path.exists(paths["valid"]):
+        files[paths["valid"]] = read_user_item_lists_with_lines(paths["valid"])
+    for split in ("train", "test"):
+        if not len(files[paths[split]][0]):
+            raise DataFormatError(f"{paths[split]}: no (user, item) pairs; a {split} file must list at least one "
+                                  f"`user item` line")
+    check_id_ranges(files)
+    train_pairs, train_lines = files.pop(paths["train"])
+    check_test_only_ids((paths["train"], train_pairs, train_lines), files, test_only_ids)
+    valid = files[paths["valid"]][0] if paths["valid"] in files else None
+    return make_interactions(name or os.path.basename(os.path.normpath(directory)), train_pairs,
+                             files[paths["test"]][0], valid)
 
 
 # ----------------------------------------------------------------------------- RecBole atomic
@@ -235,13 +328,13 @@ def _tokens_to_ids(tokens: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- splits
 
 
-def carve_validation(data: Interactions, fraction: float = 0.1, seed: int = 0) -> Interactions:
-    """Moves a seeded `fraction` of each user's train items into `valid` (users with < 2 keep all).
+def holdout_pairs(pairs: np.ndarray, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Splits [n, 2] (user, item) train pairs, grouped by user, into (train [n - v, 2], valid [v, 2]).
 
-    The honest protocol selects epochs and fusion constants on this split (spec sad.md §8).
+    Each user with >= 2 pairs gives floor(fraction * n_u) random pairs (seeded) to valid; file order is kept.
+    Reads nothing but `pairs`: the honest protocol builds its validation split without the test set.
     """
     rng = np.random.default_rng(seed)
-    pairs = data.train_pairs
     is_valid = np.zeros(len(pairs), bool)
     starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
     ends = np.r_[starts[1:], len(pairs)]
@@ -249,8 +342,17 @@ def carve_validation(data: Interactions, fraction: float = 0.1, seed: int = 0) -
         n_valid = int(np.floor((e - s) * fraction))
         if e - s >= 2 and n_valid > 0:
             is_valid[s + rng.choice(e - s, n_valid, replace=False)] = True
+    return pairs[~is_valid], pairs[is_valid]
+
+
+def carve_validation(data: Interactions, fraction: float = 0.1, seed: int = 0) -> Interactions:
+    """Moves a seeded `fraction` of each user's train items into `valid` (users with < 2 keep all).
+
+    The honest protocol selects epochs and fusion constants on this split (spec sad.md §8).
+    """
+    train, valid = holdout_pairs(data.train_pairs, fraction, seed)
     return make_interactions(
-        data.name + "_carved", pairs[~is_valid], _csr_pairs(data.test), pairs[is_valid],
+        data.name + "_carved", train, _csr_pairs(data.test), valid,
         n_users=data.n_users, n_items=data.n_items,
     )
 
@@ -307,3 +409,86 @@ def synthetic_long_tail(
         "synthetic", as_arr(train), as_arr(test), as_arr(valid) if valid_fraction > 0 else None,
         n_users=n_users, n_items=n_items,
     )
+
+
+# Published shapes of the BARS "_m1" splits (spec sad.md §9; LightGCN releases): users, items, train + test.
+SHAPES = {
+    "gowalla_m1": dict(n_users=29_858, n_items=40_981, n_interactions=1_027_370),
+    "yelp18_m1": dict(n_users=31_668, n_items=38_048, n_interactions=1_561_406),
+    "amazonbooks_m1": dict(n_users=52_643, n_items=91_599, n_interactions=2_984_108),
+    "ml1m_m1": dict(n_users=6_022, n_items=3_043, n_interactions=895_699),
+}
+
+
+def synthetic_shaped(
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    *,
+    popularity_exponent: float = 0.8,
+    min_degree: int = 10,
+    n_clusters: int = 50,
+    in_cluster: float = 0.7,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    name: str = "synthetic_shaped",
+) -> Interactions:
+    """A data set with a given number of users, items and interactions and a long-tailed item popularity,
+    sampled in O(interactions) memory (no U x I array), for testing scale without the real files.
+
+    User degrees: `min_degree` + a geometric-like tail (the LightGCN sets are 10-core), scaled so the total
+    is close to `n_interactions`. Items: Zipf popularity `rank^-popularity_exponent` plus a floor that gives
+    every item about `min_degree` expected interactions. Structure: users and items fall in `n_clusters`
+    clusters; a fraction `in_cluster` of each user's items is drawn (by popularity) from the user's own
+    cluster, the rest from the whole catalogue, so item-item and embedding models have something to learn.
+    Duplicates are removed (the total then falls a little short). Each user's items are split at random into
+    train / test (`test_fraction`, at least one test item). Deterministic in `seed`.
+    """
+    rng = np.random.default_rng(seed)
+    mean = n_interactions / n_users
+    tail = rng.exponential(max(mean - min_degree, 1.0), n_users)
+    # Oversampled by 15% for the duplicates removed below; trimmed back to n_interactions afterwards.
+    degree = np.minimum(np.round(1.15 * (min_degree + tail)).astype(np.int64), n_items // 2)
+    zipf = np.arange(1, n_items + 1, dtype=np.float64) ** -popularity_exponent
+    weight = zipf / zipf.sum()
+    floor = min_degree / n_interactions  # every item gets ~min_degree expected interactions
+    weight = (weight + floor) / (1.0 + floor * n_items)
+    weight = weight[rng.permutation(n_items)]
+    item_cluster = rng.integers(0, n_clusters, n_items)
+    user_cluster = rng.integers(0, n_clusters, n_users)
+    # Per-cluster item lists with their cumulative popularity, for searchsorted sampling.
+    order = np.argsort(item_cluster, kind="stable")
+    bounds = np.searchsorted(item_cluster[order], np.arange(n_clusters + 1))
+    cum_global = np.cumsum(weight)
+    users = np.repeat(np.arange(n_users), degree)
+    own = rng.random(len(users)) < in_cluster
+    items = np.searchsorted(cum_global, rng.random(len(users)) * cum_global[-1])
+    for c in range(n_clusters):
+        members = order[bounds[c] : bounds[c + 1]]
+        pick = own & (user_cluster[users] == c)
+        if not len(members) or not pick.any():
+            continue
+        cum = np.cumsum(weight[members])
+        items[pick] = members[np.searchsorted(cum, rng.random(int(pick.sum())) * cum[-1])]
+    items = np.minimum(items, n_items - 1)
+    keys = np.unique(users * n_items + items)  # sorted by user: dedup
+    for _ in range(20):  # top up what the duplicates cost, from global popularity, to the target count
+        short = n_interactions - len(keys)
+        if short <= 0:
+            break
+        extra_users = rng.choice(users, int(short * 1.3) + 10)
+        extra_items = np.searchsorted(cum_global, rng.random(len(extra_users)) * cum_global[-1])
+        keys = np.union1d(keys, extra_users * n_items + np.minimum(extra_items, n_items - 1))
+    if len(keys) > n_interactions:
+        keys = np.sort(rng.choice(keys, n_interactions, replace=False))
+    users, items = keys // n_items, keys % n_items
+    # Per-user random train/test split.
+    rank = np.empty(len(users), np.int64)
+    perm = np.lexsort((rng.random(len(users)), users))
+    starts = np.searchsorted(users[perm], np.arange(n_users))
+    rank[perm] = np.arange(len(users)) - np.repeat(starts, np.bincount(users, minlength=n_users))
+    n_user = np.bincount(users, minlength=n_users)
+    n_test = np.maximum(1, np.round(n_user * test_fraction).astype(np.int64))
+    is_test = rank < n_test[users]
+    pairs = np.stack([users, items], 1)
+    return make_interactions(name, pairs[~is_test], pairs[is_test], None, n_users=n_users, n_items=n_items)

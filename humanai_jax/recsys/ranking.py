@@ -36,6 +36,12 @@ def top_k(x: jax.Array, k: int, prefer_high_index: bool = False) -> tuple[jax.Ar
     return values, n - 1 - idx
 
 
+def check_k(k: int, n: int, what: str) -> None:
+    """A top-k over n candidates needs 1 <= k <= n: a clear error instead of a deep `top_k` failure."""
+    if not 1 <= k <= n:
+        raise ValueError(f"top-{k} asked for, but there are only {n} {what} to rank (need 1 <= k <= {n})")
+
+
 def padded_rows(mat: sp.csr_matrix, rows: np.ndarray, pad_value: int, min_width: int = 1) -> np.ndarray:
     """The column indices of CSR `rows` as a [len(rows), width] int32 array padded with `pad_value`.
 
@@ -77,6 +83,7 @@ def rank_users(
     prefer_high_index: bool = False,
 ) -> np.ndarray:
     """Top-k item ids per user [n_users, k], items in `mask` (e.g. train) excluded. Blocked over users."""
+    check_k(k, n_items, "items")
     out = np.empty((n_users, k), np.int32)
     for users, padded in _user_blocks(n_users, block):
         scores = score_rows(padded)
@@ -102,7 +109,9 @@ def top_users_per_item(
     for start in range(0, n_items, block):
         items = np.arange(start, min(start + block, n_items))
         padded = np.concatenate([items, np.full(block - len(items), items[-1])]) if len(items) < block else items
-        out[start : start + len(items)] = np.asarray(topk(score_columns(padded)))[: len(items)]
+        scores = score_columns(padded)
+        check_k(k, scores.shape[0], "users")
+        out[start : start + len(items)] = np.asarray(topk(scores))[: len(items)]
     return out
 
 

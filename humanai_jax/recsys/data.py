@@ -232,15 +232,17 @@ def load_lightgcn_text(directory: str, name: str | None = None, *, test_only_ids
 # ----------------------------------------------------------------------------- RecBole atomic
 
 
-def read_recbole_inter(path: str) -> dict[str, np.ndarray]:
-    """Reads a RecBole `.inter` file: returns {"user": str[n], "item": str[n], "rating"?, "timestamp"?}."""
-    with open(path) as f:
+def read_atomic_rows(path: str, required=(), *, encoding: str = "utf-8") -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(field names without their `:type`, [(line number, fields)]) of a RecBole atomic file (`.inter`, `.item`,
+    `.user`: a typed tab-separated header, then one record per line; blank lines skipped). Raises
+    DataFormatError naming file and line for a header without a `required` field or a row of the wrong width."""
+    with open(path, encoding=encoding) as f:
         header = f.readline().rstrip("\n").split("\t")
         names = [h.split(":")[0] for h in header]
-        for required in ("user_id", "item_id"):
-            if required not in names:
-                raise DataFormatError(f"{path}:1: header {header} has no `{required}:token` field")
-        columns = {n: [] for n in names}
+        missing = [r for r in required if r not in names]
+        if missing:
+            raise DataFormatError(f"{path}:1: header {header} has no {', '.join(f'`{r}`' for r in missing)} field")
+        rows = []
         for lineno, line in enumerate(f, 2):
             if not line.strip():
                 continue
@@ -249,8 +251,14 @@ def read_recbole_inter(path: str) -> dict[str, np.ndarray]:
                 raise DataFormatError(
                     f"{path}:{lineno}: expected {len(names)} tab-separated fields {names}, got {len(fields)}"
                 )
-            for n, v in zip(names, fields):
-                columns[n].append(v)
+            rows.append((lineno, fields))
+    return names, rows
+
+
+def read_recbole_inter(path: str) -> dict[str, np.ndarray]:
+    """Reads a RecBole `.inter` file: returns {"user": str[n], "item": str[n], "rating"?, "timestamp"?}."""
+    names, rows = read_atomic_rows(path, ("user_id", "item_id"))
+    columns = {n: [fields[i] for _, fields in rows] for i, n in enumerate(names)}
     out = {"user": np.asarray(columns["user_id"]), "item": np.asarray(columns["item_id"])}
     for field in ("rating", "timestamp"):
         if field in columns:

@@ -31,7 +31,7 @@ import string
 import numpy as np
 
 from humanai_jax.agents.prompts import PromptLibrary
-from humanai_jax.recsys.data import DataFormatError, read_recbole_inter
+from humanai_jax.recsys.data import DataFormatError, read_atomic_rows, read_recbole_inter
 
 PROMPTS = PromptLibrary("humanai_jax.methods.humanllm", "prompts/sft")
 SOURCE = "movielens.Movies.item_selection"
@@ -57,21 +57,7 @@ def _read_atomic(path: str, required: tuple[str, ...]) -> tuple[list[str], list[
     """(field names, [(line number, fields)]) of a RecBole atomic file; checks the header and field count."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found (RecBole atomic MovieLens-100K file)")
-    with open(path, encoding="latin-1") as f:
-        names = [h.split(":")[0] for h in f.readline().rstrip("\n").split("\t")]
-        missing = [r for r in required if r not in names]
-        if missing:
-            raise DataFormatError(f"{path}:1: header fields {names} lack {missing}")
-        rows = []
-        for lineno, line in enumerate(f, 2):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != len(names):
-                raise DataFormatError(f"{path}:{lineno}: expected {len(names)} tab-separated fields {names}, "
-                                      f"got {len(fields)}")
-            rows.append((lineno, fields))
-    return names, rows
+    return read_atomic_rows(path, required, encoding="latin-1")
 
 
 def load_movielens(directory: str) -> MovieLens:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from humanai_jax.recsys.data import DataFormatError
+from humanai_jax.recsys.data import DataFormatError, read_atomic_rows
 
 # ------------------------------------------------------------------------------ readers
 
@@ -64,50 +64,25 @@ def _field(rec: dict, names: Sequence[str], path: str, lineno: int):
     raise DataFormatError(f"{path}:{lineno}: missing field {' / '.join(repr(n) for n in names)}")
 
 
-def _tsv_header(path: str, line: str, required: Sequence[str]) -> list[str]:
-    names = [h.split(":")[0] for h in line.rstrip("\n").split("\t")]
-    for r in required:
-        if r not in names:
-            raise DataFormatError(f"{path}:1: header {names} has no `{r}` field")
-    return names
-
-
 def read_recbole(inter_path: str, item_path: str) -> tuple[list[tuple[str, str, float]], dict[str, str]]:
     """RecBole `.inter` (`user_id`, `item_id`, `timestamp`) and `.item` (`item_id` and a title field:
     `movie_title` or `title`)."""
+    names, rows = read_atomic_rows(inter_path, ("user_id", "item_id", "timestamp"))
+    col = {n: i for i, n in enumerate(names)}
     inter = []
-    with open(inter_path, encoding="utf-8") as f:
-        names = _tsv_header(inter_path, f.readline(), ("user_id", "item_id", "timestamp"))
-        col = {n: i for i, n in enumerate(names)}
-        for lineno, line in enumerate(f, 2):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != len(names):
-                raise DataFormatError(f"{inter_path}:{lineno}: expected {len(names)} tab-separated fields, "
-                                      f"got {len(fields)}")
-            try:
-                ts = float(fields[col["timestamp"]])
-            except ValueError:
-                raise DataFormatError(f"{inter_path}:{lineno}: timestamp {fields[col['timestamp']]!r} is not a "
-                                      "number") from None
-            inter.append((fields[col["user_id"]], fields[col["item_id"]], ts))
-    titles = {}
-    with open(item_path, encoding="utf-8") as f:
-        header = f.readline()
-        names = _tsv_header(item_path, header, ("item_id",))
-        title_col = next((n for n in ("movie_title", "title") if n in names), None)
-        if title_col is None:
-            raise DataFormatError(f"{item_path}:1: header {names} has no `movie_title` or `title` field")
-        col = {n: i for i, n in enumerate(names)}
-        for lineno, line in enumerate(f, 2):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != len(names):
-                raise DataFormatError(f"{item_path}:{lineno}: expected {len(names)} tab-separated fields, "
-                                      f"got {len(fields)}")
-            titles[fields[col["item_id"]]] = fields[col[title_col]].strip()
+    for lineno, fields in rows:
+        try:
+            ts = float(fields[col["timestamp"]])
+        except ValueError:
+            raise DataFormatError(f"{inter_path}:{lineno}: timestamp {fields[col['timestamp']]!r} is not a "
+                                  "number") from None
+        inter.append((fields[col["user_id"]], fields[col["item_id"]], ts))
+    names, rows = read_atomic_rows(item_path, ("item_id",))
+    title_col = next((n for n in ("movie_title", "title") if n in names), None)
+    if title_col is None:
+        raise DataFormatError(f"{item_path}:1: header {names} has no `movie_title` or `title` field")
+    col = {n: i for i, n in enumerate(names)}
+    titles = {fields[col["item_id"]]: fields[col[title_col]].strip() for _, fields in rows}
     return inter, titles
 
 

@@ -122,6 +122,7 @@ def get_config(arg=None):
     c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1, axis_type="auto"))
     c.rules = ml_collections.ConfigDict()
     c.stop_after = 0  # > 0: stop after this many rollout batches (simulates a pre-emption; tests resume)
+    c.slow_step_s = 0.0  # sleep after each rollout batch: lets a test SIGKILL a run between two steps
 
     if variant.get("tiny"):
         c.data.name = args.data or "pets"

@@ -24,12 +24,13 @@ from absl import logging
 
 from humanai_jax import experiment, sharding as shd
 from humanai_jax.backbone import ModelConfig, init_params, param_logical_axes
-from humanai_jax.checkpoint import Checkpointer, abstract_like
+from humanai_jax.checkpoint import abstract_like
 from humanai_jax.eval import stats
 from humanai_jax.methods.plus import attributes as A, data as D, loaders, loop, pets, text as T
 from humanai_jax.rl import kl_control, ppo, reward_model as RM
 from humanai_jax.train import runtime as train_loop
 from humanai_jax.train.optim import make_optimizer
+from humanai_jax.train.trainer import CheckpointConfig, Trainer, TrainerConfig, TrainTask
 
 METHODS = tuple(loop.CONDITIONING)
 # Reported numbers (spec §8, unverified third-party summaries): RM accuracy % on Pets / Pets-OOD.
@@ -267,58 +268,71 @@ class Trained:
 def _run(config, workdir, method, log, task: Task, codec, actor_cfg, rm_cfg, hyper, rules):
     splits = task.splits
     txs, steps = compiled_steps(actor_cfg, rm_cfg, hyper, config.optim.to_json(), schedule_lengths(config), rules)
-    state = init_state(config, actor_cfg, rm_cfg, txs, jax.random.PRNGKey(config.seed), rules)
-
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=2)
-    start_step, restored, _ = ckpt.restore_latest(abstract_like(state))
     uses_summarizer = loop.CONDITIONING[method] == "summarizer"
-    if restored is not None:
-        state = restored
-        logging.info("Resumed PLUS from checkpoint %d", start_step)
-    else:
-        if uses_summarizer and config.sft.steps:
-            state = warm_up_summarizer(state, task, config, steps, codec, txs, log)
-        ckpt.save(0, state, {"phase": "warmed_up"}, force=True)
-        start_step = 0
-
     common = dict(steps=steps, codec=codec, actor_cfg=actor_cfg, oracle=task.oracle, method=method, rules=rules,
                   controversial=task.controversial, summary_score=task.summary_score)
     eval_rng = jax.random.PRNGKey(config.seed + 12345)
-    curve = {name: splits[name][: config.eval.curve_rows] for name in task.curve}
     # Rollout batches 1..W are the RM warm-up (spec fallback "warm-start the RM on untrained-summarizer
     # outputs"): the RM pass alone; for `plus` on the frozen warmed-up summarizer's summaries (no PPO).
     # Batches W+1..W+R are co-adaptation. Every method runs all W+R RM passes, so all methods get the same
     # number of RM updates, (W + R) · rollout_batch / rm_batch.
     warmup, total = config.rm_warmup_steps, config.rm_warmup_steps + config.ppo.rollouts
-    t0 = time.time()
-    for it in range(int(start_step), total):
-        batch = _batch(splits["train"], it, config.ppo.rollout_batch, config.seed)
-        state, metrics = loop.plus_iteration(state, batch, train_batch=config.ppo.train_batch,
+
+    def init(rng):
+        state = init_state(config, actor_cfg, rm_cfg, txs, rng, rules)
+        if uses_summarizer and config.sft.steps:
+            state = warm_up_summarizer(state, task, config, steps, codec, txs, log)
+        return state
+
+    def rollout_step(state, batch):
+        """One rollout batch: a Python step calling PLUS's jitted pieces (the Trainer's `python_step`)."""
+        it = batch["iteration"]
+        state, metrics = loop.plus_iteration(state, batch["examples"], train_batch=config.ppo.train_batch,
                                              rm_batch=config.ppo.rm_batch, temperature=config.ppo.temperature,
                                              update_actor=it >= warmup, steps=steps, codec=codec, actor_cfg=actor_cfg,
                                              oracle=task.oracle, method=method, rules=rules)
-        step = it + 1
         metrics["phase_rm_warmup"] = float(it < warmup)
-        if step % config.eval.every == 0 or step == total:
-            for name, exs in curve.items():
-                ev = loop.evaluate(state, exs, rng=eval_rng, num_samples=1, batch_size=config.eval.batch, **common)
-                metrics[f"eval_{name}_accuracy"] = ev["accuracy"]
-                for key in ("accuracy_controversial", "summary_exact_match", "summary_score"):
-                    if key in ev:
-                        metrics[f"eval_{name}_{key.replace('summary_exact_match', 'summary_match')}"] = ev[key]
-                if task.wrong_type is not None and uses_summarizer:
-                    gap = loop.reward_gap(state["rm"]["params"], exs, steps=steps, codec=codec, oracle=task.oracle,
-                                          wrong=task.wrong_type, batch_size=config.eval.batch)
-                    metrics.update({f"eval_{name}_{k}": v for k, v in gap.items()})
-        log.write(step, elapsed_s=time.time() - t0, **metrics)
-        if step % config.checkpoint_every == 0 or step == total:
-            ckpt.save(step, state, {"phase": "train"}, force=True)
-        if config.stop_after and step >= config.stop_after and step < total:
-            if step % config.checkpoint_every:
-                ckpt.save(step, state, {"phase": "train"}, force=True)
-            ckpt.close()
-            return {"method": method, "stopped_at": step, "complete": False}, None
-    ckpt.close()
+        return state, metrics
+
+    def batch_at(it):
+        return {"iteration": it, "examples": _batch(splits["train"], it, config.ppo.rollout_batch, config.seed)}
+
+    curve = {name: splits[name][: config.eval.curve_rows] for name in task.curve}
+
+    def evaluate_curves(step, state):
+        """Held-out curves (validation splits only: never the headline), every eval.every batches."""
+        if step % config.eval.every and step != total:
+            return None
+        metrics = {}
+        for name, exs in curve.items():
+            ev = loop.evaluate(state, exs, rng=eval_rng, num_samples=1, batch_size=config.eval.batch, **common)
+            metrics[f"eval_{name}_accuracy"] = ev["accuracy"]
+            for key in ("accuracy_controversial", "summary_exact_match", "summary_score"):
+                if key in ev:
+                    metrics[f"eval_{name}_{key.replace('summary_exact_match', 'summary_match')}"] = ev[key]
+            if task.wrong_type is not None and uses_summarizer:
+                gap = loop.reward_gap(state["rm"]["params"], exs, steps=steps, codec=codec, oracle=task.oracle,
+                                      wrong=task.wrong_type, batch_size=config.eval.batch)
+                metrics.update({f"eval_{name}_{k}": v for k, v in gap.items()})
+        return metrics
+
+    # The abstract state (restore target) from one cheap initialisation of the small from-scratch models.
+    abstract = abstract_like(init_state(config, actor_cfg, rm_cfg, txs, jax.random.PRNGKey(config.seed), rules))
+    train_task = TrainTask(
+        init=init, abstract_state=abstract, state_shardings=jax.tree.map(lambda a: a.sharding, abstract),
+        step=rollout_step, batch_at=batch_at, abstract_batch={}, python_step=True,
+        fingerprint={"seed": config.seed, "method": method, "data": config.data.to_dict(),
+                     "model": config.model.to_dict(), "rm_model": config.rm_model.to_dict(),
+                     "ppo": config.ppo.to_dict(), "sft": config.sft.to_dict(), "rm_warmup_steps": warmup},
+    )
+    stop = min(config.stop_after, total) if config.stop_after else total
+    trainer = Trainer(workdir, TrainerConfig(steps=stop, seed=config.seed, log_every=1, progress=False,
+                                                    slow_step_s=config.slow_step_s),
+                      CheckpointConfig(every=config.checkpoint_every, keep=2))
+    trainer.add_hook(evaluate_curves, every=1, at_end=False)
+    state, summary = trainer.fit(train_task)
+    if summary["final_step"] < total:
+        return {"method": method, "stopped_at": summary["final_step"], "complete": False}, None
 
     results = {"method": method, "seed": config.seed, "data": config.data.name, "rollouts": config.ppo.rollouts,
                "rm_warmup_steps": warmup, "sft_label_noise": config.sft.label_noise,

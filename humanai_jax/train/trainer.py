@@ -47,7 +47,8 @@ class TrainTask:
         written under another fingerprint is refused, naming the keys that differ.
     tokens_per_step, flops_per_step: for tokens/s and MFU (0 = not reported).
     python_step: `step` is a Python function calling jitted pieces itself (RL iterations); the
-        Trainer then neither jits nor AOT-compiles it.
+        Trainer then neither jits nor AOT-compiles it, and hands it `batch_at(step)` as returned (host
+        objects such as examples; `abstract_batch` and `state_shardings` may be empty).
     """
 
     init: Callable[[jax.Array], State]
@@ -181,6 +182,8 @@ class Trainer:
 
     def _global_batch(self, task: TrainTask, step: int) -> dict[str, jax.Array]:
         local = task.batch_at(step)
+        if task.python_step:
+            return local
         return {k: jax.make_array_from_process_local_data(task.abstract_batch[k].sharding, np.asarray(v))
                 for k, v in local.items()}
 

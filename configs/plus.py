@@ -6,7 +6,7 @@ r"""PLUS on Attributes (default; `data=pets` for the paper's sanity set) and its
   python -m experiments.run --config configs/plus.py:oracle,seed=1 --workdir /tmp/plus_oracle_s1
 
 Variants (the first word; the rest are `key=value` overrides of the fields below):
-  plus        PPO-trained summarizer co-adapting with the summary-conditioned RM (spec §4)
+  plus        PPO-trained summarizer co-adapting with the summary-conditioned RM (docs/plus.md §4)
   untrained   the warmed-up summarizer frozen; the RM trains on its summaries (PLUS-untrained)
   btl         one Bradley–Terry RM with no user information
   in_context  the raw context text where the summary goes
@@ -57,7 +57,7 @@ def get_config(arg=None):
 
     # Data. `attributes` (default): K latent binary attributes -> 2^K user types, contexts of K informative
     # pairs + distractors, test users whose attribute combination never occurs in training
-    # (humanai_jax/methods/plus/attributes.py). `pets`: the paper's sanity set (spec §6.2; two user types,
+    # (humanai_jax/methods/plus/attributes.py). `pets`: the paper's sanity set (docs/plus.md §6.2; two user types,
     # both seen in training; our built-in sentences unless `sentences_path` names VPL's simple_templates.py).
     c.data = ml_collections.ConfigDict()
     c.data.name = args.data or "attributes"
@@ -91,17 +91,17 @@ def get_config(arg=None):
     # the same number of RM updates, (20 + 30) · 32 / 4 = 400.
     c.rm_warmup_steps = 20
 
-    # PPO (spec §3; lrs raised from the paper's 5e-7/9e-6 because these models start from scratch).
+    # PPO (docs/plus.md §3; lrs raised from the paper's 5e-7/9e-6 because these models start from scratch).
     c.ppo = ml_collections.ConfigDict(
         dict(
             rollouts=30, rollout_batch=32, train_batch=16, rm_batch=4, temperature=1.0,
             kl_coef=0.01, kl_estimator="k1", gamma=1.0, lam=0.95, clip_eps=0.2, value_clip_eps=0.2,
             reward_clip_low=-10.0, reward_clip_high=10.0, policy_reduction="sequence",
             value_reduction="sequence", whiten_advantages=True,
-            # KL controller (spec §3): "fixed" keeps kl_coef; "adaptive" is OpenRLHF's AdaptiveKLController,
+            # KL controller (docs/plus.md §3): "fixed" keeps kl_coef; "adaptive" is OpenRLHF's AdaptiveKLController,
             # β ← β·(1 + clip(kl/kl_target - 1, ±0.2)·rollout_batch/kl_horizon) after each rollout batch.
             kl_controller="fixed", kl_target=0.0, kl_horizon=10000.0,
-            # PPO passes over each rollout buffer (spec §3: max_epochs = 1; the paper's fallback when PPO is
+            # PPO passes over each rollout buffer (docs/plus.md §3: max_epochs = 1; the paper's fallback when PPO is
             # unstable is more epochs).
             epochs=1,
         )

@@ -88,7 +88,7 @@ _DATASETS = {
         scale=_LARGE_SCALE,
         baselines=_LARGE_BASELINES,
         sparse=dict(alpha=0.001, l1_ratio=0.001),
-        # w3 = 1, w4 = 1e-8 as released (spec §4, marked unusual).
+        # w3 = 1, w4 = 1e-8 as released (docs/sad.md §4, marked unusual).
         dense=dict(dim=64, init_std=1e-4, batch_size=1024, num_negatives=500, negative_weight=500, w1=1e-8,
                    w3=1.0, w4=1e-8, gamma=1e-4, max_epochs=2000, patience=15),
         d2s=dict(k_user_train=0, k_item_train=10, k_user_test=0, k_item_test=0),
@@ -126,7 +126,7 @@ def _base() -> ml_collections.ConfigDict:
     c.sparse.tol = 1.0
     c.sparse.selection = "random"
     c.sparse.topk = 100
-    c.sparse.faithful_topk = True  # keep min(nnz - 1, topk) as daisyRec does (spec §7 #3)
+    c.sparse.faithful_topk = True  # keep min(nnz - 1, topk) as daisyRec does (docs/sad.md §7 #3)
     c.sparse.block = 64
     c.sparse.candidates = 200  # scale.sparse_views: each SLIM column is solved over its top co-occurring items
     c.sparse.column_block = 512  # scale.sparse_views: items per block of Gram columns
@@ -135,7 +135,7 @@ def _base() -> ml_collections.ConfigDict:
 
     c.s2d = ml_collections.ConfigDict()
     c.s2d.n_per_item = 5
-    c.s2d.exclude_train_positives = False  # released: train positives are not masked (spec §7 #4)
+    c.s2d.exclude_train_positives = False  # released: train positives are not masked (docs/sad.md §7 #4)
     c.s2d.dedup_augmentation = False  # released: ~90% of the added pairs duplicate a train positive
     c.s2d.numpy_tie_break = True  # ties pick the highest user ids, as numpy argsort(...)[-k:]
 
@@ -145,7 +145,7 @@ def _base() -> ml_collections.ConfigDict:
     c.dense.loss = "ultragcn"  # "ultragcn" (L_O) | "bpr"
     c.dense.user_weight = "sad"  # "sad": 1/sqrt(d_u+1) | "ultragcn": sqrt(d_u+1)/d_u
     c.dense.negative_group_size = 32  # pairs sharing one negative draw; 1 = per pair (released, ~10x slower)
-    c.dense.faithful_order = False  # True: released unshuffled, user-sorted order (stalls; spec §7 #5)
+    c.dense.faithful_order = False  # True: released unshuffled, user-sorted order (stalls; docs/sad.md §7 #5)
     c.dense.dim = 64
     c.dense.init_std = 1e-4
     c.dense.batch_size = 1024

@@ -33,7 +33,7 @@ from humanai_jax.train.optim import make_optimizer
 from humanai_jax.train.trainer import CheckpointConfig, Trainer, TrainerConfig, TrainTask
 
 METHODS = tuple(loop.CONDITIONING)
-# Reported numbers (spec §8, unverified third-party summaries): RM accuracy % on Pets / Pets-OOD.
+# Reported numbers (docs/plus.md §8, unverified third-party summaries): RM accuracy % on Pets / Pets-OOD.
 PAPER = {
     "pets": {"btl": 44.15, "in_context": 100.0, "untrained": 96.20, "plus": 99.80, "oracle": 100.0},
     "pets_ood": {"btl": 49.5, "in_context": 72.50, "untrained": 85.83, "plus": 93.67},

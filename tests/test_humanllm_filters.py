@@ -1,4 +1,4 @@
-"""Readers and rule filters of the HumanLLM pipeline (spec §2-§3) on hand-built records and real blogs."""
+"""Readers and rule filters of the HumanLLM pipeline (docs/humanllm.md §2-§3) on hand-built records and real blogs."""
 
 import gzip
 import json

@@ -1,4 +1,4 @@
-"""SFT task building (spec §7), chat-template tokenization with the assistant loss mask, packing, mixing."""
+"""SFT task building (docs/humanllm.md §7), chat-template tokenization with the assistant loss mask, packing, mixing."""
 
 import json
 import random

@@ -1,4 +1,4 @@
-"""RecLM metrics (spec §5.5) against hand-computed values, and reply parsing."""
+"""RecLM metrics (docs/reclm.md §5.5) against hand-computed values, and reply parsing."""
 
 import numpy as np
 import pytest

@@ -56,7 +56,7 @@ class DenseHParams:
     n_layers: int = 3
     user_weight: str = "sad"  # "sad": 1/sqrt(d_u+1); "ultragcn": sqrt(d_u+1)/d_u
     negative_group_size: int = 1  # pairs sharing one negative draw: 1 = per pair (released), batch_size = shared
-    shuffle: bool = True  # False = the released code's fixed, user-sorted order (spec §7 #5)
+    shuffle: bool = True  # False = the released code's fixed, user-sorted order (docs/sad.md §7 #5)
 
     def __post_init__(self):
         choices = {"loss": ("ultragcn", "bpr"), "backbone": ("mf", "lightgcn"),

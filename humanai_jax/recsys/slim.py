@@ -17,9 +17,9 @@ coordinate descent, with the O(I^3) work per sweep done as matrix products.
 Stopping follows scikit-learn 1.5 (`enet_coordinate_descent_gram`) per column: after a sweep, if the
 largest coordinate change is below `tol` times the largest weight (or the column is all zero), the
 duality gap is computed, and the column stops once gap < tol * ||y||^2. With the reference setting
-tol = 1.0 this stops after a few sweeps: the reference SLIM is an *early-stopped* SLIM (spec §7 #1).
+tol = 1.0 this stops after a few sweeps: the reference SLIM is an *early-stopped* SLIM (docs/sad.md §7 #1).
 `selection="random"` draws coordinates uniformly with replacement, as scikit-learn does.
-The result is sparsified to the top-`topk` weights per column (spec §2, with the reference's
+The result is sparsified to the top-`topk` weights per column (docs/sad.md §2, with the reference's
 off-by-one `min(nnz - 1, topk)` behind `faithful_topk`).
 """
 

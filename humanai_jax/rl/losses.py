@@ -1,6 +1,6 @@
 """Losses and advantage estimators for RL from (human) preferences, as pure JAX functions.
 
-Every function is `jax.jit`-able, shape-static and computes in float32. Notation (spec §9):
+Every function is `jax.jit`-able, shape-static and computes in float32. Notation (docs/plus.md §9):
   mask   `[batch, time]` 1 on completion (action) tokens, 0 on padding;
   logp, old_logp, ref_logp   `[batch, time]` per-token log-probabilities of the taken tokens;
   values, old_values, returns, advantages, rewards   `[batch, time]`.
@@ -65,7 +65,7 @@ def bradley_terry_loss(
 
 
 def pairwise_accuracy(r_chosen: jax.Array, r_rejected: jax.Array) -> jax.Array:
-    """`mean(r_c > r_r)`: ties count as errors (spec §7)."""
+    """`mean(r_c > r_r)`: ties count as errors (docs/plus.md §7)."""
     chex.assert_equal_shape([r_chosen, r_rejected])
     return jnp.mean((r_chosen > r_rejected).astype(jnp.float32))
 

@@ -1,4 +1,4 @@
-"""Evaluation (spec §10): item-selection accuracy, the first-N-per-source test selection, and an LLM judge
+"""Evaluation (docs/humanllm.md §10): item-selection accuracy, the first-N-per-source test selection, and an LLM judge
 for the free-text tasks with its rubric stored as data (`prompts/judge_free_text.txt`). The statistics and
 the judge are the core's (`humanai_jax.eval.stats`, `humanai_jax.eval.judge`).
 

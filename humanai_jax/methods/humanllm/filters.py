@@ -1,4 +1,4 @@
-"""Rule-based filters of spec §3, one pure predicate per rule, in the reference order.
+"""Rule-based filters of docs/humanllm.md §3, one pure predicate per rule, in the reference order.
 
 Every predicate takes one record (and the thresholds) and returns a drop reason (str) or None.
 The `filter_*` drivers apply the predicates in order, record each drop in a `FilterReport`

@@ -1,4 +1,4 @@
-"""HumanLLM's judge thresholds and keep rule (spec §6) on the core LLM judge (`humanai_jax.eval.judge`).
+"""HumanLLM's judge thresholds and keep rule (docs/humanllm.md §6) on the core LLM judge (`humanai_jax.eval.judge`).
 
 The judge answers `<data><explanation/>...<dim>N</dim>...</data>`; `parse_scores` (core) applies the
 reference regex `<(\\w+)>\\s*(\\d+)\\s*</\\1>`; `check_quality` is the reference keep rule. The rubric

@@ -1,4 +1,4 @@
-"""Interaction filters on integer arrays (spec §3.5 steps 4-5).
+"""Interaction filters on integer arrays (docs/humanllm.md §3.5 steps 4-5).
 
 `pairs` is an int array `[n_interactions, 2]` of (user index, item index). Each function returns a
 boolean keep-mask `[n_interactions]`, so the caller decides what to do with the dropped rows.

@@ -1,6 +1,6 @@
 """HumanLLM item selection on real user behaviour: MovieLens-100K (RecBole atomic files).
 
-The paper's item-selection task (spec §7.3) on the ratings of 943 real users: the user's profile (age,
+The paper's item-selection task (docs/humanllm.md §7.3) on the ratings of 943 real users: the user's profile (age,
 gender, occupation) and time-ordered history of rated titles -> the title of the next movie the user
 rates, among 20 candidates (the true next item + 19 items the user never rated, sampled uniformly from
 the catalogue, deterministically from (seed, user, position)).

@@ -1,4 +1,4 @@
-"""Streaming readers for the four raw sources, with the field names of the public dumps (spec §2).
+"""Streaming readers for the four raw sources, with the field names of the public dumps (docs/humanllm.md §2).
 
 Every reader is a generator that reads one line (or one XML file) at a time, so dumps of any size
 stream in constant memory. A malformed record raises `RecordError` naming the file and line number.
@@ -120,7 +120,7 @@ _POST = re.compile(r"<post>(.*?)</post>", re.DOTALL)
 
 
 def parse_blog_xml(name: str, raw: bytes) -> list[dict]:
-    """Rows `{id, gender, age, topic, sign, date, text}` of one author file (spec §3.4 step 1).
+    """Rows `{id, gender, age, topic, sign, date, text}` of one author file (docs/humanllm.md §3.4 step 1).
 
     The corpus files are not well-formed XML (bare `&`, stray markup), so `<date>` and `<post>` elements
     are matched with regexes and paired in order; newlines become spaces. A file name that does not

@@ -1,4 +1,4 @@
-"""Normalized user-log schema of spec §8: filtered raw records -> LogRecord dicts (one JSONL line each).
+"""Normalized user-log schema of docs/humanllm.md §8: filtered raw records -> LogRecord dicts (one JSONL line each).
 
 LogRecord: uid, log_id, platform, timestamp (UTC seconds), type ("t3"|"t1"|"tweet"|"blog"|"review"),
 raw_text, rewrite_v1, rewrite_v2, parent ({title, text, rewrite} | None), item ({item_id, title, rating} | None),

@@ -1,4 +1,4 @@
-"""LLM stages of the Cognitive Genome pipeline (spec §4-§6), each JSONL in -> JSONL out.
+"""LLM stages of the Cognitive Genome pipeline (docs/humanllm.md §4-§6), each JSONL in -> JSONL out.
 
   clean_v1        per log: rewrite v1 + quality tag v1                    (§4.1, Blogger §4.3)
   clean_v2        per v1-qualified log of users with >= 3: tag v2 + rewrite v2   (§4.2)
@@ -41,7 +41,7 @@ SCENARIO_VARIANTS = {  # name -> (tags, body tag, per-user cap)
     "single_long_story_focusonbehavior": (("background", "characters", "story"), "story", 40),
     "thoughts_single_blog": (("background", "characters", "thoughts"), "thoughts", 40),
 }
-# Token limits of spec §1: (max_in_length, max output tokens).
+# Token limits of docs/humanllm.md §1: (max_in_length, max output tokens).
 LIMITS = {"rewrite": (10_000, 10_000), "tag": (10_000, 100), "tag_comment": (20_000, 100), "persona": (80_000, 2048),
           "profile": (80_000, 4096), "stories": (80_000, 8192), "per_post": (80_000, 8192),
           "writing_style": (80_000, 10_240), "summary": (10_000, 2048), "judge": (26_213, 2048)}
@@ -172,7 +172,7 @@ def posts_block(logs: Sequence[dict], *, with_dates: bool = True, field: str = "
 
 @dataclasses.dataclass(frozen=True)  # frozen: safe as a shared default argument
 class LLMSettings:
-    """Decoding settings of the reference: generator temperature 0.3 and the token limits of spec §1."""
+    """Decoding settings of the reference: generator temperature 0.3 and the token limits of docs/humanllm.md §1."""
 
     temperature: float = 0.3
     judge_temperature: float = 0.3
@@ -211,7 +211,7 @@ def clean_v1(backend, logs: Sequence[dict], out_path: str, platform: str, report
                         [settings.prompt("rewrite", "rewrite_v1", "text", text=log["raw_text"]) for log in batch],
                         parse_text, "humanllm.rewrite_v1")
         # Reddit comments: the parent post is rewritten too (one call per distinct parent text in the batch);
-        # the tag and the personalized-comment task (spec §7.2) see the rewritten parent.
+        # the tag and the personalized-comment task (docs/humanllm.md §7.2) see the rewritten parent.
         parents = list(dict.fromkeys((g.get("parent") or {}).get("text") or "" for g in batch if g.get("type") == "t1"))
         parents = [p for p in parents if p]
         parent_rw = dict(zip(parents, _ask(backend, settings, "rewrite",

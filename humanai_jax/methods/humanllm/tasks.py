@@ -1,4 +1,4 @@
-"""SFT task builders (spec §7): judged user/post records -> chat samples `{uid, source, messages}`.
+"""SFT task builders (docs/humanllm.md §7): judged user/post records -> chat samples `{uid, source, messages}`.
 
 Every builder is a pure function of its inputs and its own `random.Random(seed)` instance (seed 2025 by
 default), so results never depend on call order. Prompt templates are data files in `prompts/sft/`.
@@ -265,7 +265,7 @@ def build_writing_imitation(users, logs, platform, seed=SEED, *, encode=None, de
 
 def build_personalized_comment(users, logs, seed=SEED, *, encode=None):
     """Reddit: needs >= 3 comments that are v1 high + harmless and v2-qualified; target 20-1,000 tokens.
-    The parent post in the prompt is its v1 rewrite (`parent.rewrite`, spec §7.2); a comment whose parent
+    The parent post in the prompt is its v1 rewrite (`parent.rewrite`, docs/humanllm.md §7.2); a comment whose parent
     has no rewrite is not a target (it can still be history)."""
     rng = random.Random(seed)
     by_uid = {u["uid"]: u for u in users}

@@ -1,4 +1,4 @@
-"""PLUS examples and prompt rendering (spec §2, §6.1) as pure string functions.
+"""PLUS examples and prompt rendering (docs/plus.md §2, §6.1) as pure string functions.
 
 A `PlusExample` is one (user context, new prompt, chosen, rejected) item. The summarizer reads
 `context_messages`; the reward model reads the summary-conditioned chat of `reward_chat`.
@@ -40,7 +40,7 @@ class Pair:
 
 @dataclasses.dataclass(frozen=True)
 class PlusExample:
-    """One PLUS item (spec §6.1 schema). `user_type` is for analysis only and never fed to a model."""
+    """One PLUS item (docs/plus.md §6.1 schema). `user_type` is for analysis only and never fed to a model."""
 
     context_messages: tuple[dict, ...]
     reward: Pair
@@ -85,7 +85,7 @@ def render_context(pairs: Sequence[Pair]) -> str:
 def summarizer_messages(pairs: Sequence[Pair], instruction: str = SUMMARY_INSTRUCTION) -> tuple[dict, ...]:
     """The summarizer's chat input (§2.1): one user message ending with `Start your response with ##Summary`."""
     if not instruction.rstrip().endswith("Start your response with ##Summary"):
-        raise ValueError("The summarizer instruction must end with 'Start your response with ##Summary' (spec §2.1)")
+        raise ValueError("The summarizer instruction must end with 'Start your response with ##Summary' (docs/plus.md §2.1)")
     return ({"role": "user", "content": render_context(pairs) + "\n\n" + instruction},)
 
 

@@ -1,4 +1,4 @@
-"""Loaders for the published preference sets PLUS evaluates on (users download them; spec §6.4, §6.5).
+"""Loaders for the published preference sets PLUS evaluates on (users download them; docs/plus.md §6.4, §6.5).
 
 UF-P-2 / UF-P-4: VPL's `add_survey_contexts.py` output, one folder per user type holding
 `{train,test}.jsonl`; user types `8` helpfulness, `4` honesty, `2` instruction_following, `1` truthfulness.
@@ -148,7 +148,7 @@ def prism_examples(
 
 
 def seen_unseen(examples: Sequence[PlusExample]) -> dict[str, list[PlusExample]]:
-    """Groups evaluation examples into the two reported populations (spec §7)."""
+    """Groups evaluation examples into the two reported populations (docs/plus.md §7)."""
     return {
         "seen": [ex for ex in examples if ex.seen_user and not ex.ood],
         "unseen": [ex for ex in examples if not ex.seen_user or ex.ood],

@@ -1,4 +1,4 @@
-"""The PLUS co-adaptation schedule (spec §4) and its baselines, on the core RL layer.
+"""The PLUS co-adaptation schedule (docs/plus.md §4) and its baselines, on the core RL layer.
 
 PLUS keeps here only what is PLUS: how the reward model is conditioned (`CONDITIONING`,
 `conditions_for`), the text side (`Codec`: prompts, summaries, RM inputs) and the schedule
@@ -40,7 +40,7 @@ from humanai_jax.methods.plus import data as D, text as T
 from humanai_jax.rl import ppo, reward_model as RM
 from humanai_jax.train.losses import cross_entropy
 
-# How the reward model is conditioned, per method (spec §5).
+# How the reward model is conditioned, per method (docs/plus.md §5).
 CONDITIONING = {
     "plus": "summarizer",  # PPO-trained summarizer co-adapting with the RM
     "untrained": "summarizer",  # frozen (SFT-warmed) summarizer, RM trained on its summaries
@@ -157,7 +157,7 @@ def sample_summaries(actor_params, actor_cfg: ModelConfig, codec: Codec, example
 
 def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method: str, train_batch: int,
                    rm_batch: int, temperature: float, update_actor: bool = True, rules=None):
-    """One rollout batch of the co-adaptation schedule (spec §4). Returns (new state, metrics)."""
+    """One rollout batch of the co-adaptation schedule (docs/plus.md §4). Returns (new state, metrics)."""
     rng, sample_rng, ppo_rng, rm_rng = jax.random.split(state["rng"], 4)
     metrics: dict[str, float] = {}
     summaries = None
@@ -201,7 +201,7 @@ def evaluate(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method:
              batch_size: int, temperature: float = 1.0, controversial: Callable | None = None,
              summary_score: Callable[[str, str], float] | None = None, rules=None) -> dict[str, float]:
     """Held-out RM accuracy `mean 1[r_c > r_r]` (ties are errors) and mean log σ(r_c - r_r) on the eval
-    pairs, averaged over `num_samples` summary samples (spec §7). Also on the controversial subset.
+    pairs, averaged over `num_samples` summary samples (docs/plus.md §7). Also on the controversial subset.
     For summarizer methods also `summary_exact_match` (sampled summary == the oracle's) and, given
     `summary_score(summary, user_type) -> [0, 1]`, its mean as `summary_score` (analysis only)."""
     correct = np.zeros((num_samples, len(examples)))

@@ -1,4 +1,4 @@
-"""Pets and Pets-OOD (spec §6.2, §6.3): two synthetic users who disagree about dogs versus cats.
+"""Pets and Pets-OOD (docs/plus.md §6.2, §6.3): two synthetic users who disagree about dogs versus cats.
 
 Roles: birds = helpful & harmless, dogs = helpful & harmful, cats = harmless & unhelpful,
 rabbits = harmful & unhelpful. Pair type k ~ U{0..9}: k < 5 are pairs every user agrees on;
@@ -174,7 +174,7 @@ def ood_contexts(
     sentences: PetSentences, user_type: str, split: str, num_rows: int, *, context_length: int = CONTEXT_LENGTH,
     seed: int = 0,
 ) -> list[list[dict]]:
-    """Pets-OOD contexts (our construction; spec §6.3 is unverified): no dog-versus-cat pairs at all.
+    """Pets-OOD contexts (our construction; docs/plus.md §6.3 is unverified): no dog-versus-cat pairs at all.
 
     Each user is shown only pairs that differ in the one attribute they care about, which the other
     user would not label that way: the helpful user picks bird > cat and dog > rabbit (helpfulness
@@ -263,7 +263,7 @@ def animal_of(sentence: str) -> str:
 
 
 def check_sentences_disjoint(sentences: PetSentences) -> None:
-    """Train and test sentences must not overlap (spec §6.2)."""
+    """Train and test sentences must not overlap (docs/plus.md §6.2)."""
     train, test = sentences.split("train"), sentences.split("test")
     for name in SIZES:
         shared = set(train[name]) & set(test[name])

@@ -53,5 +53,5 @@ def encode(tokenizer: Tokenizer, text: str) -> list[int]:
 
 
 def decode(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
-    """Decodes with special tokens skipped (spec §2.2 step 1)."""
+    """Decodes with special tokens skipped (docs/plus.md §2.2 step 1)."""
     return tokenizer.decode(list(map(int, ids)), skip_special_tokens=True)

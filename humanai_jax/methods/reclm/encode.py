@@ -1,10 +1,10 @@
 """RecLM token rows: tokenizer, chat format, reply layout, and the per-variant label arrays.
 
-Reply layout (spec §2.2, `--idx`): `"1. <SOI>T1<EOI>\\n 2. <SOI>T2<EOI>" + "\\n"` then the end-of-turn
+Reply layout (docs/reclm.md §2.2, `--idx`): `"1. <SOI>T1<EOI>\\n 2. <SOI>T2<EOI>" + "\\n"` then the end-of-turn
 token. Rows are assembled from token segments, so the tokens between `<SOI>` and `<EOI>` are exactly
 `encode(title, add_special_tokens=False)`: the trie path of the item (the spec's test).
 
-Chat format ("clean", spec §5.6 quirk 2): a tokenizer with a chat template uses it (HF checkpoints);
+Chat format ("clean", docs/reclm.md §5.6 quirk 2): a tokenizer with a chat template uses it (HF checkpoints);
 one trained here gets `<|system|>`/`<|user|>`/`<|assistant|>` headers and `<|eot|>` as end of turn.
 """
 

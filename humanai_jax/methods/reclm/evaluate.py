@@ -1,4 +1,4 @@
-"""RecLM evaluation (spec §5.5): parse replies, score lists, decode with the constraint or the retriever.
+"""RecLM evaluation (docs/reclm.md §5.5): parse replies, score lists, decode with the constraint or the retriever.
 
 Per sample: O = parsed titles, n = item_count (10), O' = O[:n], y = the target's title, rank = 1-based
 index of y in O'.

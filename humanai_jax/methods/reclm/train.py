@@ -1,4 +1,4 @@
-"""RecLM training losses and the TrainTask (spec §2.5, §2.6, §4).
+"""RecLM training losses and the TrainTask (docs/reclm.md §2.5, §2.6, §4).
 
 Parameters: `{"lm": backbone params}` for cgen, plus `"proj"` (the `actor_item_proj` head) and
 `"items"` (the trainable item table `[I, E]`) for ret.

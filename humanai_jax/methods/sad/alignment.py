@@ -36,7 +36,7 @@ def sparse_to_dense_pairs(
 
     exclude_train_positives: mask train pairs before picking (all picks are new pairs).
     dedup_augmentation: drop picked pairs that are already train positives (the released code keeps
-      them: about 90% of its pairs on ML1M_m1 duplicate a positive, spec §7 #4).
+      them: about 90% of its pairs on ML1M_m1 duplicate a positive, docs/sad.md §7 #4).
     """
     n_users, n_items = x.shape
     columns = item_item_columns_fn(x, w_origin)

@@ -10,7 +10,7 @@
 (dense epochs, beta, the EASE ridge and the ItemKNN k) are either selected on `select_on` or `fixed`.
 `evaluate_stages` is the only place that reads the matrix a protocol reports.
 
-Protocols (spec §8):
+Protocols (docs/sad.md §8):
   * "bars": `select_on` IS the test set (the dense epoch, beta and the baselines' settings are picked on
     test recall), as BARS/UltraGCN do for the "_m1" splits; comparable with the leaderboard, optimistic.
   * "honest": every choice is made on a validation split (the data set's own, or a seeded

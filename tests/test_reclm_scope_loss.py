@@ -90,6 +90,32 @@ def test_scope_masked_ce_matches_brute_force(scope_mask_eoi):
     np.testing.assert_allclose(np.asarray(ours), expect, atol=2e-5, rtol=1e-5)
 
 
+def test_scope_masked_ce_on_an_explicit_vocab_sharded_mesh():
+    """fsdp x tensor Explicit mesh, logits sharded on batch and vocabulary: the loss and its gradient
+    equal the brute force and keep the logits' sharding (no gather over the sharded V)."""
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from humanai_jax.sharding import make_mesh
+
+    titles = _catalogue()
+    trie = build_item_trie(titles, soi_id=SOI, eoi_id=EOI, vocab_size=V, window=2)
+    targets = _targets(titles)
+    logits = np.random.default_rng(2).normal(size=targets.shape + (V,)).astype(np.float32) * 3
+    nodes = span_nodes(targets, trie)
+    mesh = make_mesh({"data": 1, "fsdp": 2, "tensor": 2}, axis_type="explicit")
+    with jax.set_mesh(mesh):
+        z = jax.device_put(jnp.asarray(logits), NamedSharding(mesh, P("fsdp", None, "tensor")))
+        rows = NamedSharding(mesh, P("fsdp", None))
+        t, n = jax.device_put(jnp.asarray(targets), rows), jax.device_put(jnp.asarray(nodes), rows)
+        loss = lambda z: scope_masked_cross_entropy(z, t, n, trie.to_device())
+        ours, grad = jax.jit(loss)(z), jax.jit(jax.grad(lambda z: loss(z).sum()))(z)
+        assert grad.sharding.spec == P("fsdp", None, "tensor")
+    np.testing.assert_allclose(np.asarray(ours), _brute_force_ce(logits, targets, titles, False), atol=2e-5, rtol=1e-5)
+    single = jax.grad(lambda z: scope_masked_cross_entropy(z, jnp.asarray(targets), jnp.asarray(nodes),
+                                                           trie.to_device()).sum())(jnp.asarray(logits))
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(single), atol=1e-6)
+
+
 def test_scope_masked_ce_gradient_matches_brute_force():
     titles = _catalogue()
     trie = build_item_trie(titles, soi_id=SOI, eoi_id=EOI, vocab_size=V, window=2).to_device()

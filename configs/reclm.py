@@ -10,6 +10,8 @@ Variants (first word of the config argument; `key=value` pairs after a comma ove
   table    sasrec, popularity, cgen and ret, 3 seeds: results.json methods.<m>.<metric> = {mean, std, per_seed}
   gpu      cgen with a bigger model and 20 epochs (the reference's epoch count), sized for one accelerator
 
+LoRA: `--config.lora.rank=8 [--config.lora.alpha=16 --config.lora.targets=q,v]` (with `hf_path` the usual
+way to fine-tune a real checkpoint); `--config.ckpt.export_hf=True` writes WORKDIR/<variant>/hf_export.
 Args: seeds=0 (a single seed; `table` uses 0,1,2), epochs, hf_path (a HF checkpoint dir to fine-tune).
 Every field can be overridden: `--config.train.epochs=5 --config.model.d_model=256`.
 """
@@ -58,6 +60,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model = configs.model_block(hf_path=args.hf_path)
     c.model.update(dict(d_model=128, n_layers=2, n_heads=4, n_kv_heads=2, mlp_dim=384, family="qwen2",
                         tie_embeddings=True))
+    # LoRA on the backbone's linear layers (rank 0 = off, full fine-tuning): the base layer stack is frozen,
+    # the adapters (and the embeddings, for the new <SOI>/<EOI> rows) train; merged back for hf_export.
+    c.lora = ml_collections.ConfigDict(dict(rank=0, alpha=16.0, targets="q,k,v,o,gate,up,down",
+                                            train_embeddings=True))
     c.item_proj = ml_collections.ConfigDict(dict(hidden=256, dim=64))  # ret head: D -> hidden -> dim
     c.output_init = "reference_resize"  # new <SOI>/<EOI> head rows of a loaded checkpoint
 

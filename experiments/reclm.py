@@ -36,6 +36,7 @@ from humanai_jax.methods.reclm.retrieval import init_item_proj
 from humanai_jax.methods.reclm.scope_loss import span_nodes
 from humanai_jax.methods.reclm.tokens import resize_for_item_tokens
 from humanai_jax.recsys import sasrec
+from humanai_jax.train import lora
 from humanai_jax.train.losses import token_nll
 from humanai_jax.train.model_block import model_config
 from humanai_jax.train.trainer import CheckpointConfig, Trainer, TrainerConfig
@@ -143,6 +144,9 @@ def initial_model(config, tokenizer, codec, n_items: int, variant: str, rng):
         # bge-m3 vectors of the titles are not available offline: a trainable table (the reference trains
         # its table too), normal(0, 1/sqrt(dim)) so initial dot products are O(1)
         params["items"] = jax.random.normal(k_items, (n_items, p.dim), jnp.float32) / np.sqrt(p.dim)
+    lora_cfg = lora.LoraConfig.from_config(config.lora)
+    if lora_cfg is not None:  # adapters on the (frozen) base; a key of its own, so rank 0 runs are unchanged
+        params["lora"] = lora.init_adapters(lm, lora_cfg, jax.random.fold_in(rng, 5))
     return model_cfg, params
 
 
@@ -217,10 +221,14 @@ def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teache
     steps = t.steps or t.epochs * rows.steps_per_epoch
     tx, schedule = rtrain.make_optimizer(t.lr, steps, warmup_frac=t.warmup_frac, weight_decay=t.weight_decay,
                                          clip=t.clip)
-    loss_cfg = rtrain.LossConfig(variant, model_cfg, loss_norm=t.loss_norm, emb_alpha=t.emb_alpha)
+    loss_cfg = rtrain.LossConfig(variant, model_cfg, loss_norm=t.loss_norm, emb_alpha=t.emb_alpha,
+                                 lora=lora.LoraConfig.from_config(config.lora),
+                                 train_embeddings=config.lora.train_embeddings)
+    tx = rtrain.with_frozen_base(tx, params0, loss_cfg)
     task = rtrain.reclm_task(params0, loss_cfg, trie if variant == "cgen" else None, tx, schedule, rows.batch_at,
                              rows.batch_at(0), fingerprint={"variant": variant, "seed": config.seed,
-                                                            "model": model_cfg.identity(), "train": t.to_dict()})
+                                                            "model": model_cfg.identity(), "train": t.to_dict(),
+                                                            "lora": config.lora.to_dict()})
     decode = functools.partial(rev.decode_replies, model_cfg=model_cfg, codec=codec, variant=variant, trie=trie,
                                title_ids=title_ids, max_new_tokens=e.max_new_tokens, batch=e.batch,
                                seed=config.seed)
@@ -231,7 +239,7 @@ def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teache
     curve = []
 
     def validate(step: int, state) -> dict:
-        params = jax.device_get(state["params"])
+        params = rtrain.merged(jax.device_get(state["params"]), loss_cfg)
         lists, _ = rev.replies_to_titles(decode(params, prompts=val_prompts), codec, item_of, ds.titles)
         m = rev.score_lists(lists, val_cases, ds.titles)[0]
         epoch = step // rows.steps_per_epoch
@@ -249,7 +257,8 @@ def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teache
                       CheckpointConfig(every=0, async_save=False, resume=False, keep=1))
     trainer.add_hook(validate, every=rows.steps_per_epoch)
     _print(f"{variant}: {steps} steps ({t.epochs} epochs x {rows.steps_per_epoch}), vocab {model_cfg.vocab_size}, "
-           f"{sum(x.size for x in jax.tree.leaves(params0)):,} parameters")
+           f"{lora.count(params0):,} parameters"
+           + (f", {trainable_count(params0, loss_cfg):,} trainable (LoRA rank {loss_cfg.lora.rank})" if loss_cfg.lora else ""))
     state, summary = trainer.fit(task)
     train_s = time.time() - start_time
     params = best["params"]
@@ -282,9 +291,24 @@ def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teache
         experiment.write_json(os.path.join(workdir, variant, "violations.json"), out)
         raise AssertionError(f"{variant}: {bad_ood} replies with out-of-domain items, {bad_rep} with repeats "
                              f"(the constraint must make both 0); see {workdir}/{variant}/violations.json")
+    if config.ckpt.export_hf:  # a plain HF dir (LoRA merged back) that transformers and the server load
+        from humanai_jax.backbone import save_pretrained
+
+        export_dir = os.path.join(workdir, variant, "hf_export")
+        save_pretrained(export_dir, model_cfg, params["lm"])
+        codec.tokenizer.save_pretrained(export_dir)
+        out["hf_export"] = export_dir
     _print(f"{variant} test: HR@10 {metrics['hr@10']:.4f} NDCG@10 {metrics['ndcg@10']:.4f} OOD@10 "
            f"{metrics['ood@10']:.2f} Repeat@10 {metrics['repeat@10']:.2f} exact-count {metrics['exact_count']:.3f}")
     return out
+
+
+def trainable_count(params: dict, cfg) -> int:
+    """Parameters that get updates under LoRA: adapters, heads/tables, and the embeddings if they train."""
+    labels = lora.trainable_labels(params["lm"], train_embeddings=cfg.train_embeddings)
+    base = sum(int(x.size) for x, lab in zip(jax.tree.leaves(params["lm"]), jax.tree.leaves(labels))
+               if lab == "train")
+    return base + sum(lora.count(v) for k, v in params.items() if k != "lm")
 
 
 # ============================================================================ run

@@ -141,6 +141,45 @@ def test_training_reduces_the_loss(variant):
     assert last < 0.5 * first
 
 
+@pytest.mark.parametrize("variant", ["cgen", "ret"])
+def test_lora_trains_adapters_and_embeddings_only(variant):
+    """LoRA through the real optimizer wrapper: the base layer stack and final norm stay bitwise equal
+    and hold no optimizer state; adapters, embeddings (and ret's head/table) move; the loss falls."""
+    import optax
+
+    from humanai_jax.train import lora
+
+    cfg, params, batch, trie = _setup(variant)
+    lc = rtrain.LossConfig(variant, cfg, lora=lora.LoraConfig(rank=4, alpha=8.0))
+    params["lora"] = lora.init_adapters(params["lm"], lc.lora, jax.random.key(9))
+    assert rtrain.reclm_loss(params, batch, lc, trie.to_device())[0] == pytest.approx(
+        float(rtrain.reclm_loss({k: v for k, v in params.items() if k != "lora"}, batch,
+                                rtrain.LossConfig(variant, cfg), trie.to_device())[0]), rel=1e-6)  # B = 0: the base
+    tx = rtrain.with_frozen_base(optax.adamw(1e-2), params, lc)
+    opt = tx.init(params)
+    n_state = sum(x.size for x in jax.tree.leaves(opt))
+    trainable = lora.count(params["lora"]) + params["lm"]["embed"].size + params["lm"]["lm_head"].size + sum(
+        lora.count(v) for k, v in params.items() if k in ("proj", "items"))
+    assert n_state <= 2 * trainable + 10  # Adam moments of the trainable leaves only (+ step counters)
+    loss_and_grad = jax.jit(jax.value_and_grad(lambda p: rtrain.reclm_loss(p, batch, lc, trie.to_device())[0]))
+    start, losses = params, []
+    for _ in range(30):
+        loss, grads = loss_and_grad(params)
+        losses.append(float(loss))
+        upd, opt = tx.update(grads, opt, params)
+        params = optax.apply_updates(params, upd)
+    assert losses[-1] < 0.7 * losses[0]
+    for name in ("layers", "final_norm"):
+        for a, b in zip(jax.tree.leaves(params["lm"][name]), jax.tree.leaves(start["lm"][name])):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(params["lm"]["embed"]), np.asarray(start["lm"]["embed"]))
+    assert np.abs(np.asarray(params["lora"]["wq"]["b"])).max() > 0  # B left zero
+    merged = rtrain.merged(params, lc)
+    assert "lora" not in merged and merged["lm"]["layers"]["wq"].shape == params["lm"]["layers"]["wq"].shape
+    plain = rtrain.reclm_loss(merged, batch, rtrain.LossConfig(variant, cfg), trie.to_device())[0]
+    np.testing.assert_allclose(float(plain), float(loss_and_grad(params)[0]), rtol=1e-5)
+
+
 # ------------------------------------------------------------------------------ HF checkpoint start
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

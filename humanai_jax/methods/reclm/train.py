@@ -12,6 +12,10 @@ Batch (numpy rows from the data pipeline; T = row length - 1):
 cgen loss = scope-masked CE (title positions: softmax over the trie children only).
 ret loss  = emb_alpha · mean CE(proj(h_SOI-1) · itemsᵀ, item) over all SOIs + LM CE with title and
             `<EOI>` labels dropped (`encode.ret_lm_mask`).
+With LoRA (`LossConfig.lora`): `{"lm": frozen base, "lora": adapters, ...}`; the loss runs on
+`train.lora.apply_adapters(freeze(base), adapters)` and `merged` gives the plain params for decoding and
+export. The base layer stack gets no gradient and no optimizer state (`with_frozen_base`); the embeddings
+train with the adapters (the new <SOI>/<EOI> rows need it) unless `train_embeddings=False`.
 `loss_norm`: "per_sample" (the reference: batch 1 + accumulation = mean over samples of each sample's
 token mean) or "per_token" (sum over the batch / token count).
 """
@@ -32,6 +36,7 @@ from humanai_jax.backbone.transformer import hidden_states, logits_from_hidden
 from humanai_jax.decoding.trie import ItemTrie
 from humanai_jax.methods.reclm.retrieval import item_proj
 from humanai_jax.methods.reclm.scope_loss import scope_masked_cross_entropy
+from humanai_jax.train import lora as lora_lib
 from humanai_jax.train.losses import token_nll
 from humanai_jax.train.trainer import TrainTask
 
@@ -42,6 +47,8 @@ class LossConfig:
     model: ModelConfig
     loss_norm: str = "per_sample"
     emb_alpha: float = 1.0
+    lora: lora_lib.LoraConfig | None = None
+    train_embeddings: bool = True  # with LoRA: the embeddings (and an untied head) train too
 
     def __post_init__(self):
         if self.variant not in ("cgen", "ret"):
@@ -69,12 +76,42 @@ def retrieval_loss(params: dict, hidden: jax.Array, pos: jax.Array, item: jax.Ar
     return jnp.sum(jnp.where(valid, nll, 0.0)) / jnp.maximum(valid.sum(), 1)
 
 
+def lm_params(params: dict, cfg: LossConfig, *, train: bool = False) -> dict:
+    """The backbone params the model runs on: `params["lm"]`, or with LoRA the base with its adapters
+    applied (`train=True`: the frozen base leaves behind stop_gradient)."""
+    if cfg.lora is None:
+        return params["lm"]
+    base = params["lm"]
+    if train:
+        base = lora_lib.freeze(base, lora_lib.trainable_labels(base, train_embeddings=cfg.train_embeddings))
+    return lora_lib.apply_adapters(base, params["lora"], cfg.lora)
+
+
+def merged(params: dict, cfg: LossConfig) -> dict:
+    """Params without adapters: `{"lm": base + LoRA merged, ...}` (decoding, evaluation, `save_pretrained`)."""
+    if cfg.lora is None:
+        return params
+    out = {k: v for k, v in params.items() if k != "lora"}
+    out["lm"] = lm_params(params, cfg)
+    return out
+
+
+def with_frozen_base(tx: optax.GradientTransformation, params: dict, cfg: LossConfig):
+    """`tx` on the trainable leaves only; the frozen base leaves get zero updates and no optimizer state."""
+    if cfg.lora is None:
+        return tx
+    labels = {k: jax.tree.map(lambda _: "train", v) for k, v in params.items()}
+    labels["lm"] = lora_lib.trainable_labels(params["lm"], train_embeddings=cfg.train_embeddings)
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
 def reclm_loss(params: dict, batch: dict, cfg: LossConfig, trie: ItemTrie | None) -> tuple[jax.Array, dict]:
     """(total loss, {lm_loss, ret_loss}) of one batch."""
     tokens = batch["tokens"]
     inputs, targets, weight = tokens[:, :-1], tokens[:, 1:], batch["mask"][:, 1:]
-    hidden = hidden_states(params["lm"], inputs, cfg.model)
-    logits = logits_from_hidden(params["lm"], hidden, cfg.model)
+    lm = lm_params(params, cfg, train=True)
+    hidden = hidden_states(lm, inputs, cfg.model)
+    logits = logits_from_hidden(lm, hidden, cfg.model)
     labels = jnp.where(weight > 0, targets, -1)
     if cfg.variant == "cgen":
         per_token = scope_masked_cross_entropy(logits, labels, batch["span_node"], trie)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import time
 
 import jax
 import numpy as np
@@ -215,16 +214,10 @@ def run(config, workdir: str) -> dict:
     """One run, or with `config.seeds` one sub-run per seed (WORKDIR/seed_<s>) and their aggregate."""
     if not config.get("seeds"):
         return run_one(config, workdir)
-    per_seed = {}
-    for seed in config.seeds:
-        sub = config.copy_and_resolve_references()
-        with sub.unlocked():
-            sub.seed, sub.data.seed, sub.seeds = int(seed), int(seed), ()
-        start = time.time()
-        per_seed[int(seed)] = dict(run_one(sub, os.path.join(workdir, f"seed_{seed}")), wall_time_s=time.time() - start)
-        if per_seed[int(seed)].get("preempted"):
-            return {"preempted": True, "seed": int(seed), "final_step": per_seed[int(seed)]["final_step"]}
-        experiment.write_json(os.path.join(workdir, f"seed_{seed}", "results.json"), per_seed[int(seed)])
+    per_seed = experiment.run_seeds(config, workdir, run_one, seed_keys=("seed", "data.seed"))
+    last_seed, last = list(per_seed.items())[-1]
+    if last.get("preempted"):
+        return {"preempted": True, "seed": last_seed, "final_step": last["final_step"]}
     return aggregate_seeds(per_seed)
 
 

@@ -367,11 +367,5 @@ def run(config, workdir: str) -> dict:
     """One run, or with `config.seeds` one sub-run per seed (WORKDIR/seed_<s>) and their aggregate."""
     if not config.get("seeds"):
         return run_one(config, workdir)
-    per_seed = {}
-    for seed in config.seeds:
-        sub = config.copy_and_resolve_references()
-        with sub.unlocked():
-            sub.seed, sub.seeds = int(seed), ()
-        per_seed[int(seed)] = run_one(sub, os.path.join(workdir, f"seed_{seed}"))
-        experiment.write_json(os.path.join(workdir, f"seed_{seed}", "results.json"), per_seed[int(seed)])
+    per_seed = experiment.run_seeds(config, workdir, run_one)
     return aggregate_seeds(per_seed)

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -90,3 +90,31 @@ def write_results(workdir: str, results: Mapping[str, Any]) -> str:
     path = os.path.join(workdir, "results.json")
     write_json(path, results)
     return path
+
+
+def run_seeds(config, workdir: str, run_one: Callable[[Any, str], dict], *,
+              seed_keys: tuple[str, ...] = ("seed",)) -> dict[int, dict]:
+    """One sub-run per seed of `config.seeds`: `run_one(sub, WORKDIR/seed_<s>)`, where `sub` is a copy of
+    `config` with every (dotted) key of `seed_keys` set to s and `seeds` emptied. Each sub-run's results,
+    with its `wall_time_s`, are written to WORKDIR/seed_<s>/results.json as it finishes.
+
+    Returns {seed: results}. A pre-empted sub-run (its results hold `"preempted": True`) stops the loop:
+    the returned dict then ends with that seed, whose results say so, and nothing is written for it."""
+    per_seed: dict[int, dict] = {}
+    for seed in (int(s) for s in config.seeds):
+        sub = config.copy_and_resolve_references()
+        with sub.unlocked():
+            for key in seed_keys:
+                *parents, leaf = key.split(".")
+                block = sub
+                for name in parents:
+                    block = block[name]
+                block[leaf] = seed
+            sub.seeds = ()
+        start = time.time()
+        results = run_one(sub, os.path.join(workdir, f"seed_{seed}"))
+        per_seed[seed] = {**results, "wall_time_s": results.get("wall_time_s", time.time() - start)}
+        if results.get("preempted"):
+            break
+        write_json(os.path.join(workdir, f"seed_{seed}", "results.json"), per_seed[seed])
+    return per_seed

@@ -117,3 +117,23 @@ def test_a_different_config_json_is_kept_not_overwritten(tmp_path):
     kept = [p for p in tmp_path.iterdir() if p.name != "config.json"]
     assert len(kept) == 1 and json.loads(kept[0].read_text()) == {"model": {"d_model": 32}}
     assert json.loads((tmp_path / "config.json").read_text()) == {"model": {"d_model": 64}}
+
+
+def test_run_seeds_sets_every_seed_key_writes_each_result_and_stops_at_a_preemption(tmp_path):
+    import ml_collections
+
+    from humanai_jax.experiment import run_seeds
+
+    config = ml_collections.ConfigDict(dict(seed=0, seeds=(3, 4, 5), data=dict(seed=0)))
+    seen = []
+
+    def run_one(sub, workdir):
+        seen.append((sub.seed, sub.data.seed, tuple(sub.seeds), workdir))
+        return {"acc": sub.seed / 10, "preempted": sub.seed == 4}
+
+    out = run_seeds(config, str(tmp_path), run_one, seed_keys=("seed", "data.seed"))
+    assert [s[:3] for s in seen] == [(3, 3, ()), (4, 4, ())]  # seed 5 never starts after the preemption
+    assert seen[0][3] == str(tmp_path / "seed_3") and config.seed == 0 and config.seeds == (3, 4, 5)
+    assert list(out) == [3, 4] and out[4]["preempted"] and out[3]["wall_time_s"] >= 0
+    assert json.loads((tmp_path / "seed_3" / "results.json").read_text())["acc"] == 0.3
+    assert not (tmp_path / "seed_4" / "results.json").exists()

@@ -7,6 +7,8 @@ parses its variant string with `parse_arg`, e.g. `configs/sad.py:ml1m_m1` or
 
 from __future__ import annotations
 
+import json
+
 import ml_collections
 
 
@@ -55,6 +57,24 @@ def _convert(raw: str, like):
                 raise ValueError(f"expected {'an' if kind is int else 'a'} {kind.__name__} "
                                  f"(the type of its default {like!r}), got {raw!r}") from None
     return raw
+
+
+def set_dotted(config: ml_collections.ConfigDict, assignment: str) -> None:
+    """Applies one `a.b.c=value` override (benchmark scripts' `--set`), converting `value` to the type of
+    the key's current value (lists and tuples as JSON); an unknown key or a bad value is named."""
+    key, sep, raw = assignment.partition("=")
+    if not sep:
+        raise ValueError(f"override {assignment!r}: expected key=value")
+    node, (*path, leaf) = config, key.split(".")
+    for name in path:
+        node = node.get(name) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+        raise KeyError(f"override {assignment!r}: unknown config key {key!r}")
+    like = node[leaf]
+    try:
+        node[leaf] = type(like)(json.loads(raw)) if isinstance(like, (list, tuple)) else _convert(raw, like)
+    except ValueError as e:
+        raise ValueError(f"override {key}: {e}") from None
 
 
 def choose_variant(arg: str | None, variants: dict[str, dict], default: str) -> tuple[str, dict]:

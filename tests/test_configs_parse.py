@@ -32,3 +32,23 @@ def test_lm_config_variant_with_bad_value_names_the_key():
     spec.loader.exec_module(module)
     with pytest.raises(ValueError, match=r"'steps'.*got 'abc'"):
         module.get_config("tiny,steps=abc")
+
+
+def test_set_dotted_converts_to_the_current_type_and_names_bad_keys():
+    import ml_collections
+
+    from humanai_jax.configs import set_dotted
+
+    c = ml_collections.ConfigDict(dict(a=dict(b=1, f=0.5, grid=[1, 2], on=True, name="x")))
+    for assignment in ("a.b=3", "a.f=2", "a.grid=[3, 4]", "a.on=false", "a.name=y=z"):
+        set_dotted(c, assignment)
+    assert (c.a.b, c.a.f, list(c.a.grid), c.a.on, c.a.name) == (3, 2.0, [3, 4], False, "y=z")
+    assert isinstance(c.a.f, float)
+    with pytest.raises(KeyError, match="unknown config key 'a.zz'"):
+        set_dotted(c, "a.zz=1")
+    with pytest.raises(KeyError, match="unknown config key 'q.b'"):
+        set_dotted(c, "q.b=1")
+    with pytest.raises(ValueError, match="a.b: expected an int"):
+        set_dotted(c, "a.b=abc")
+    with pytest.raises(ValueError, match="expected key=value"):
+        set_dotted(c, "a.b")

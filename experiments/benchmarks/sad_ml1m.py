@@ -12,7 +12,6 @@ Reads ../shared/data/recsys/ml1m_m1/{train,test}.txt.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -22,6 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from humanai_jax import host  # noqa: E402
+from humanai_jax.configs import set_dotted  # noqa: E402
 
 ANCHORS = {  # (recall@20, ndcg@20)
     "SLIM(X), SaD reference code (measured)": (0.2558, 0.2494),
@@ -34,15 +34,6 @@ COMPARE = {"sparse_alone": "SLIM(X), SaD reference code (measured)", "dense_alon
            "sad_coded_beta": "SimpleX (RecZoo, best BARS entry)", "sparse_d2s": "SLIM(X), SaD reference code (measured)",
            "ease": "SLIM(X), SaD reference code (measured)", "itemknn": "SLIM(X), SaD reference code (measured)",
            "slim_sklearn": "SLIM(X), SaD reference code (measured)"}
-
-
-def _set(config, assignment: str):
-    key, value = assignment.split("=", 1)
-    node = config
-    *path, leaf = key.split(".")
-    for p in path:
-        node = node[p]
-    node[leaf] = type(node[leaf])(json.loads(value) if isinstance(node[leaf], (bool, list)) else value)
 
 
 def main():
@@ -58,7 +49,7 @@ def main():
 
     config = sad.get_config(args.variant)
     for assignment in args.set:
-        _set(config, assignment)
+        set_dotted(config, assignment)
     load_before = os.getloadavg()
     start = time.time()
     results = run_experiment(config, args.workdir)

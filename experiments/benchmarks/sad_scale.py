@@ -25,15 +25,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from humanai_jax import host  # noqa: E402
-
-
-def _set(config, assignment: str):
-    key, value = assignment.split("=", 1)
-    node = config
-    *path, leaf = key.split(".")
-    for p in path:
-        node = node[p]
-    node[leaf] = type(node[leaf])(json.loads(value) if isinstance(node[leaf], (bool, list)) else value)
+from humanai_jax.configs import set_dotted  # noqa: E402
 
 
 def main():
@@ -56,7 +48,7 @@ def main():
     config = sad.get_config(f"{args.shape},dense_alone=False,max_epochs={args.epochs}")
     config.dense.eval_every, config.dense.eval_every_after = args.epochs, args.epochs  # one selection eval
     for assignment in args.set:
-        _set(config, assignment)
+        set_dotted(config, assignment)
     load_before = os.getloadavg()
     shape = {k: max(int(v * args.fraction), 1) for k, v in data_lib.SHAPES[args.shape].items()}
     if args.plan_only:

@@ -80,6 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         n_val_users=320,  # validation: the first users of the val split, every epoch; best NDCG@10 kept
         item_count=10, max_new_tokens=200, batch=64,
         prompt="train",  # reference (ValSeqRec_MR_group) | reference_cs | train (see docs/reclm.md)
+        unconstrained_ablation=True,  # cgen: also decode test without the trie (unconstrained_* in results)
         sampling=False,  # also decode with the reference's sampling (T 0.6, top-p 0.9)
         temperature=0.6, top_p=0.9,
         general_docs=200,  # held-out non-recommendation documents for the general-ability check

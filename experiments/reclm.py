@@ -276,6 +276,11 @@ def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teache
     out = dict(metrics, **parse, best_epoch=best["epoch"], val_ndcg=best["ndcg"], val_curve=curve, train_s=train_s,
                test_decode_s=decode_s, final_train_loss=summary["last_metrics"].get("loss"),
                prompt_truncated_rows=rows.stats["prompt_truncated"], rows_drawn=rows.stats["rows"])
+    if variant == "cgen" and e.unconstrained_ablation:  # the same model decoded without the trie constraint
+        free, _ = rev.replies_to_titles(decode(params, prompts=test_prompts, constrained=False), codec, item_of,
+                                        ds.titles)
+        free_metrics = rev.score_lists(free, test, ds.titles)[0]
+        out.update({f"unconstrained_{k}": free_metrics[k] for k in UNCONSTRAINED})
     if e.sampling:
         sampled = decode(params, prompts=test_prompts, temperature=e.temperature, top_p=e.top_p)
         out["sampled"] = rev.score_lists(rev.replies_to_titles(sampled, codec, item_of, ds.titles)[0], test,
@@ -344,7 +349,9 @@ def run_one(config, workdir: str) -> dict:
     return results
 
 
-SCALARS = ("hr@10", "ndcg@10", "mrr@10", "ood@10", "ood@10_frac", "repeat@10", "repeat@10_frac", "in_history@10",
+UNCONSTRAINED = ("hr@10", "ndcg@10", "ood@10", "ood@10_frac", "repeat@10", "exact_count")
+SCALARS = (*(f"unconstrained_{k}" for k in UNCONSTRAINED),
+           "hr@10", "ndcg@10", "mrr@10", "ood@10", "ood@10_frac", "repeat@10", "repeat@10_frac", "in_history@10",
            "in_history@10_frac", "exact_count", "general_loss_before", "general_loss_after", "val_ndcg")
 
 

@@ -69,3 +69,8 @@ def test_decode_replies_cgen_in_catalogue_and_ret_forced_both_greedy_and_sampled
             # the trigger), so no item ever comes twice
             assert len(set(s)) == len(s), (variant, temperature, s)
             assert len(s) <= 4
+    # The ablation: the same model decoded without the trie writes spans that are not catalogue titles.
+    free = rev.decode_replies(params, cfg, Codec, prompts, variant="cgen", trie=trie, title_ids=titles,
+                              max_new_tokens=40, temperature=1.0, max_items=4, constrained=False)
+    free_spans = [t for r in free for t in rev.parse_tokens(r, SOI, EOI, EOT)]
+    assert free_spans and any(list(t) not in titles for t in free_spans)

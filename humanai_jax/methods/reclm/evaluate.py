@@ -92,11 +92,15 @@ def score_lists(lists: Sequence[Sequence[str]], cases, titles: Sequence[str], n:
 
 def decode_replies(params: dict, model_cfg, codec, prompts: Sequence[Sequence[int]], *, variant: str, trie=None,
                    title_ids=None, max_new_tokens: int, batch: int = 64, temperature: float = 0.0,
-                   top_p: float | None = None, seed: int = 0, max_items: int = 16) -> list[list[int]]:
+                   top_p: float | None = None, seed: int = 0, max_items: int = 16,
+                   constrained: bool = True) -> list[list[int]]:
     """Generated token rows (to the stop token) for every prompt, constrained (cgen: `ItemConstraint`) or
-    retrieval-forced (ret: the `<SOI>` hook over `params["proj"]`, `params["items"]`)."""
+    retrieval-forced (ret: the `<SOI>` hook over `params["proj"]`, `params["items"]`). `constrained=False`
+    decodes cgen freely (the ablation that shows what the trie constraint does)."""
     constraint = retriever = None
-    if variant == "cgen":
+    if variant == "cgen" and not constrained:
+        pass
+    elif variant == "cgen":
         constraint = ItemConstraint(trie.to_device(), max_items=max_items)
     elif variant == "ret":
         retriever = make_retriever(params["proj"], params["items"], title_ids, soi_id=codec.soi_id,

@@ -9,6 +9,9 @@ r"""GenMentor: goal-oriented multi-agent tutoring, with the goal-to-skill model 
   python -m experiments.run --config configs/genmentor.py:sft --workdir runs/genmentor_sft
   # a user taxonomy (same JSON format as humanai_jax/methods/genmentor/assets/taxonomy_sample.json):
   python -m experiments.run --config configs/genmentor.py:sft,taxonomy=/path/taxonomy.json --workdir DIR
+  # teacher-synthesised data (spec §6) instead of the taxonomy builder, e.g. from an OpenAI-compatible teacher:
+  python -m experiments.run --config configs/genmentor.py:sft --config.synth.goals=/path/goals.jsonl \
+      --config.synth.teacher.kind=openai --config.synth.teacher.base_url=URL --config.synth.teacher.model=T --workdir DIR
   # from a HF checkpoint dir (its tokenizer and chat template):
   python -m experiments.run --config configs/genmentor.py:sft,hf_path=/path/Qwen2.5-0.5B-Instruct --workdir DIR
   # the tutoring pipeline over any OpenAI-compatible endpoint (our server or a vendor), or a HF checkpoint:
@@ -20,7 +23,8 @@ r"""GenMentor: goal-oriented multi-agent tutoring, with the goal-to-skill model 
 
 Variants: default, sft, sft_no_tracks, table, pipeline, smoke (a few steps + 1 learner, tests).
 Variant-string options: kind=mock|hf|openai|replay, checkpoint=, base_url=, model=, record=, replay=, taxonomy=,
-hf_path=, steps=N, learners=N, mapper=trained|backend.
+hf_path=, steps=N, learners=N, mapper=trained|backend, matcher=exact|token_jaccard|llm (llm: the judge backend
+says which predicted and gold skill names are the same skill; one call per distinct skill list).
 """
 
 import ml_collections
@@ -42,7 +46,7 @@ def backend_block(**overrides) -> ml_collections.ConfigDict:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variant, rest = choose_variant(arg, _VARIANTS, default="default")
     args = parse_arg(rest, kind="", checkpoint="", base_url="", model="", record="", replay="", taxonomy="",
-                     hf_path="", steps=0, learners=0, mapper="")
+                     hf_path="", steps=0, learners=0, mapper="", matcher="")
     c = ml_collections.ConfigDict()
     c.experiment = "genmentor"
     c.variant = variant
@@ -54,6 +58,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # --- goal-to-skill data -----------------------------------------------------------------------------
     c.taxonomy = args.taxonomy  # "" = the shipped sample (assets/taxonomy_sample.json)
     c.dataset = ""  # a dataset JSONL ({goal, skill_requirements, split, track?}) instead of building one
+    # teacher synthesis (spec §6): goals file (JSONL {goal, id?, split?} or text, one per line) answered by the
+    # teacher backend (track + skills, validated, capped repair); the result replaces the taxonomy dataset
+    c.synth = ml_collections.ConfigDict(dict(goals="", teacher=backend_block(kind=""),  # kind required with goals
+                                             gen=dict(temperature=0.0, top_p=1.0, max_tokens=1024)))
     c.data = ml_collections.ConfigDict(dict(
         tracks=variant != "sft_no_tracks",  # target = reasoning track + JSON (False: JSON only, "w/o tracks")
         fractions=(0.7, 0.15, 0.15),  # train / val / test by (role, focus, seniority) combination
@@ -75,7 +83,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         learners=2,  # simulated learners (held-out goals of the goal-to-skill split)
         session_count=3, path_refine_iters=2, simulate_sessions=2, quiz=(3, 0, 0, 0), judge=True,
         content_methods="genmentor,wo_refinement,dirgen,rag,outline_rag", retrieval_dir="", retrieval_k=5,
-        max_attempts=3, matcher="exact",
+        max_attempts=3, matcher="exact",  # skill P/R matcher in the tutoring run: exact | token_jaccard | llm
         mapper="trained",  # trained: the goal-to-skill model of this run in process; backend: the main backend
     ))
     c.plumbing = True  # the mock backend's numbers mean nothing; set False for a real backend run
@@ -97,6 +105,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.tutoring.mapper = "backend"
     if args.mapper:
         c.tutoring.mapper = args.mapper
+    if args.matcher:
+        if args.matcher not in ("exact", "token_jaccard", "llm"):
+            raise ValueError(f"matcher={args.matcher!r}; valid: exact, token_jaccard, llm")
+        c.tutoring.matcher = args.matcher
     if variant == "table":
         c.seeds = (0, 1, 2)
     if variant == "smoke":

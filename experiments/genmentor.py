@@ -3,14 +3,16 @@ and the multi-agent tutoring run over simulated learners (docs/genmentor.md).
 
   python -m experiments.run --config configs/genmentor.py[:variant,...] --workdir DIR
 
-Writes DIR/goal2skill/ (dataset.jsonl, tokenizer, checkpoints, metrics.jsonl, predictions_*.jsonl) and
+Writes DIR/goal2skill/ (dataset.jsonl; synth_dataset.jsonl, synth_report.json, synth_traces.jsonl when
+`synth.goals` is set; tokenizer, checkpoints, metrics.jsonl, predictions_*.jsonl) and
 DIR/tutoring/ (outputs.jsonl, traces.jsonl, manifest.json). Returns results.json's body:
   goal2skill.model / bm25_taxonomy / bm25_goal_knn: macro precision, recall, f1 (+ `_strict`: the level must
       match too), each with a bootstrap 95% CI over test goals; model.selected_step (chosen on validation),
       model.val_curve; paired: the paired bootstrap of per-goal F1, model - BM25; per_seed and mean/std over
       seeds when `seeds` is set
-  tutoring: per stage and method means over simulated learners (skills, path, content, profile), judge
-      scores, failures; `plumbing: true` when the scripted model answered
+  tutoring: per stage and method means over simulated learners (skills incl. the BM25 and nearest-goal
+      baselines, path, content, profile), judge scores, `n` and `ci95` (bootstrap over learners),
+      `paired_vs_genmentor` (GenMentor - each baseline), failures; `plumbing: true` when the scripted model answered
   headline: flat keys for report tables (g2s_f1, g2s_f1_strict, bm25_f1, ...)
 """
 
@@ -25,10 +27,36 @@ def _gen(block) -> GenConfig:
     return GenConfig(temperature=float(block.temperature), top_p=float(block.top_p), max_tokens=int(block.max_tokens))
 
 
-def _splits(config, tax):
+def _synthesize(config, workdir: str) -> tuple[list[dict], dict]:
+    """Teacher-synthesised samples for `config.synth.goals` (spec §6); written to WORKDIR/goal2skill/."""
+    import json
+
+    from humanai_jax.methods.genmentor import backends, goal2skill as G, synth
+    from humanai_jax.methods.genmentor.llm import Tracer
+
+    out = os.path.join(workdir, "goal2skill")
+    os.makedirs(out, exist_ok=True)
+    if not config.synth.teacher.kind:
+        raise ValueError("config.synth.teacher.kind must be set (openai, hf, replay; mock = the plumbing teacher)")
+    teacher = backends.build_backend(config.synth.teacher, seed=config.seed)
+    samples, report = synth.synthesize(teacher, synth.read_goals(config.synth.goals), cfg=_gen(config.synth.gen),
+                                       max_attempts=config.tutoring.max_attempts, seed=config.data.seed,
+                                       fractions=tuple(config.data.fractions),
+                                       tracer=Tracer(os.path.join(out, "synth_traces.jsonl")))
+    G.write_dataset(os.path.join(out, "synth_dataset.jsonl"), samples)
+    with open(os.path.join(out, "synth_report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"synthesized {report['n_kept']} of {report['n_goals']} goals with {report['teacher']} "
+          f"({report['split_counts']})", flush=True)
+    return samples, report
+
+
+def _splits(config, tax, synthesized=None):
     from humanai_jax.methods.genmentor import goal2skill as G
 
-    if config.dataset:
+    if synthesized is not None:
+        samples = synthesized
+    elif config.dataset:
         samples = G.read_dataset(config.dataset)
     else:
         samples = G.build_dataset(tax, seed=config.data.seed, fractions=tuple(config.data.fractions))
@@ -122,6 +150,8 @@ def run_tutoring_part(config, workdir: str, tax, parts, trained) -> dict:
     res = runner.run_tutoring(os.path.join(workdir, "tutoring"), learners, backend, spec,
                               retriever=content.Retrieved(docs, t.retrieval_k), judge_backend=judge_backend,
                               mapper_backend=mapper, taxonomy=tax, bm25_level=G.majority_level(parts["train"]),
+                              train_samples=parts["train"], seed=config.seed,
+                              n_resamples=config.eval.bootstrap_resamples,
                               manifest_extra={"taxonomy": config.taxonomy or "shipped sample",
                                               "retrieval": t.retrieval_dir or "taxonomy descriptions"})
     return {**res, "plumbing": bool(config.plumbing), "mapper": getattr(mapper, "name", "backend")}
@@ -135,9 +165,14 @@ def run(config, workdir: str) -> dict:
     if unknown:
         raise ValueError(f"config.parts: unknown {sorted(unknown)}; valid: goal2skill, tutoring")
     tax = G.load_taxonomy(config.taxonomy or None)
-    samples, parts = _splits(config, tax)
-    G.write_dataset(os.path.join(workdir, "goal2skill", "dataset.jsonl"), samples)
     results: dict = {"variant": config.variant}
+    synthesized = None
+    if config.synth.goals:
+        if config.dataset:
+            raise ValueError("set config.dataset or config.synth.goals, not both")
+        synthesized, results["synth"] = _synthesize(config, workdir)
+    samples, parts = _splits(config, tax, synthesized)
+    G.write_dataset(os.path.join(workdir, "goal2skill", "dataset.jsonl"), samples)
     trained = None
     if "goal2skill" in parts_to_run:
         results["goal2skill"], trained = run_goal2skill(config, os.path.join(workdir, "goal2skill"), tax, parts)
@@ -160,6 +195,8 @@ def _headline(results: dict) -> dict:
                  knn_f1_strict=g["bm25_goal_knn"]["f1_strict"], g2s_beats_bm25=g["beats_bm25"])
     t = results.get("tutoring")
     if t:
+        sk = lambda m, k: (t["skills"].get(m) or {}).get(k)  # noqa: E731
         h.update(tutoring_plumbing=t["plumbing"], tutoring_failed=t["n_failed"],
-                 skills_genmentor_f1=(t["skills"].get("genmentor") or {}).get("f1"))
+                 skills_genmentor_f1=sk("genmentor", "f1"), skills_nearest_goal_f1=sk("nearest_goal", "f1"),
+                 skills_bm25_f1=sk("bm25", "f1"))
     return h

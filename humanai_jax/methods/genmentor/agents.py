@@ -15,7 +15,7 @@ from humanai_jax.agents import PromptLibrary
 from humanai_jax.methods.genmentor import schemas as S
 from humanai_jax.methods.genmentor.llm import Caller
 
-__all__ = ["PROMPTS", "Agents", "to_json", "session_rule"]
+__all__ = ["PROMPTS", "Agents", "to_json", "session_rule", "match_skills_llm", "check_skill_pairs"]
 
 PROMPTS = PromptLibrary("humanai_jax.methods.genmentor", lang="en")
 
@@ -97,6 +97,31 @@ def check_quiz_counts(counts: dict[str, int]):
 
 
 # ------------------------------------------------------------------------------ the agents
+def check_skill_pairs(predicted: list[str], gold: list[str]):
+    """The `llm` matcher's answer names only given skills (normalised), each at most once."""
+    def check(m: S.SkillMatches) -> None:
+        for side, names in (("predicted", predicted), ("gold", gold)):
+            allowed = {S.norm_name(n) for n in names}
+            used = [S.norm_name(getattr(p, side)) for p in m.matches]
+            unknown = sorted({u for u in used if u not in allowed})
+            if unknown:
+                raise ValueError(f"{side} names not in the {side} list: {unknown}")
+            if len(set(used)) < len(used):
+                raise ValueError(f"a {side} skill appears in more than one pair")
+    return check
+
+
+def match_skills_llm(caller: Caller, predicted: list[str], gold: list[str]) -> set[tuple[str, str]]:
+    """One judge call: {(normalised predicted, normalised gold)} pairs the judge says name the same skill
+    (spec §5 `llm` matcher; `metrics.match_skills` then matches one-to-one). No call when a list is empty."""
+    if not predicted or not gold:
+        return set()
+    out = caller.ask("judge.skill_match", _msgs("skill_match", predicted_skills=to_json(predicted),
+                                                gold_skills=to_json(gold)),
+                     S.SkillMatches, check_skill_pairs(predicted, gold))
+    return {(S.norm_name(p.predicted), S.norm_name(p.gold)) for p in out.matches}
+
+
 @dataclasses.dataclass
 class Agents:
     """All agent calls of one run share a Caller (backend, decoding config, tracer). `mapper` is the

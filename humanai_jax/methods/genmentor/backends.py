@@ -198,6 +198,27 @@ def _quiz(messages) -> str:
                                              for i in range(na)]})
 
 
+def _teacher(messages) -> str:
+    """The plumbing teacher: BM25 taxonomy skills for the goal, with a templated track."""
+    from humanai_jax.methods.genmentor.goal2skill import bm25_taxonomy, load_taxonomy
+
+    goal = str(_field(messages, "learning_goal")).strip()
+    skills = bm25_taxonomy(load_taxonomy(), [goal], 5, "intermediate")[0] or [
+        {"name": "Study Skills", "required_level": "beginner"}]
+    names = ", ".join(s["name"] for s in skills)
+    return _dump({"reasoning_track": f"Objectives: {goal}\nSkills: {names}\nLevels: intermediate\n"
+                                     "Additional skills: none.", "skill_requirements": skills})
+
+
+def _skill_match(messages) -> str:
+    """Pairs by the token-Jaccard rule (>= 0.5, one-to-one): a stand-in judge for the `llm` matcher."""
+    from humanai_jax.methods.genmentor.metrics import match_skills
+
+    pred, gold = _field(messages, "predicted_skills"), _field(messages, "gold_skills")
+    return _dump({"matches": [{"predicted": pred[i], "gold": gold[j]}
+                              for i, j in match_skills(pred, gold, "token_jaccard")]})
+
+
 def _judge(messages) -> str:
     dims = re.findall(r"<(\w+)>N</\1>", _first_user(messages))
     return "Plausible.\n" + "".join(f"<{d}>3</{d}>" for d in dims)
@@ -251,6 +272,8 @@ def mock_rules() -> list:
         (r"sim\.ground_truth", None, _ground_truth),
         (r"sim\.progress", None, _progress),
         (r"sim\.behaviour", None, _BEHAVIOUR),
+        (r"judge\.skill_match", None, _skill_match),
+        (r"synth\.teacher", None, _teacher),
         (r"judge\..*", None, _judge),
     ]
 
@@ -267,9 +290,10 @@ class TracedBackend:
     def __init__(self, inner, tracer):
         self.inner, self.tracer = inner, tracer
         self.name = getattr(inner, "name", type(inner).__name__)
+        self.item_id = ""  # the learner being judged (set by the runner), so judge lines are attributable
 
     def _trace(self, messages, cfg, tag, res):
-        self.tracer.write({"type": "llm_call", "agent": tag, "item_id": "", "round": None, "attempt": None,
+        self.tracer.write({"type": "llm_call", "agent": tag, "item_id": self.item_id, "round": None, "attempt": None,
                            "messages": list(messages), "gen_config": cfg.to_dict(), "backend": self.name,
                            "response": list(res.texts) if res.ok else [], "error": res.error, "usage": res.usage,
                            "latency_s": res.latency_s, "parsed": None, "parse_error": None})

@@ -28,7 +28,7 @@ from humanai_jax.agents import GenConfig, StructuredOutputError
 from humanai_jax.agents.stages import read_done, repair_torn_tail
 from humanai_jax.eval.judge import judge, load_rubrics
 from humanai_jax.methods.genmentor import content as C, metrics as M, schemas as S
-from humanai_jax.methods.genmentor.agents import PROMPTS, Agents, to_json
+from humanai_jax.methods.genmentor.agents import PROMPTS, Agents, match_skills_llm, to_json
 from humanai_jax.methods.genmentor.llm import Caller, Tracer
 
 __all__ = ["RunSpec", "make_learners", "run_learner", "run_tutoring", "rubrics", "aggregate", "metrics_from_outputs",
@@ -84,15 +84,42 @@ def _judge_one(backend, rubric, spec: RunSpec, context: str, artifact: str, tag:
     return j.scores if j.error is None else {"error": j.error}
 
 
+def _skill_scorer(spec: RunSpec, agents: Agents, judge_backend):
+    """`(pred, gold) -> metrics.skill_prf(...)` with `spec.matcher`; `llm` asks the judge backend once per
+    distinct (pred names, gold names) which names are the same skill (`agents.match_skills_llm`)."""
+    if spec.matcher != "llm":
+        return lambda pred, gold: M.skill_prf(pred, gold, spec.matcher)
+    if judge_backend is None:
+        raise ValueError("tutoring.matcher 'llm' needs a judge backend (judge=True or judge_backend)")
+    # the judge backend traces its own calls when wrapped: the Caller writes the structured trace instead
+    caller = Caller(getattr(judge_backend, "inner", judge_backend), spec.judge_gen, agents.caller.tracer,
+                    max_attempts=spec.max_attempts)
+    cache: dict = {}
+
+    def score(pred, gold):
+        key = (tuple(p["name"] for p in pred), tuple(g["name"] for g in gold))
+        if key not in cache:
+            caller.item_id = agents.caller.item_id
+            cache[key] = match_skills_llm(caller, list(key[0]), list(key[1]))
+        pairs = cache[key]
+        return M.skill_prf(pred, gold, "llm", lambda p, g: (S.norm_name(p), S.norm_name(g)) in pairs)
+    return score
+
+
 def run_learner(learner: dict, agents: Agents, spec: RunSpec, retriever: C.Retrieved, judge_backend=None,
-                taxonomy=None, bm25_level: str = "intermediate") -> dict:
-    """All stages for one learner; returns its record (see the module docstring)."""
+                taxonomy=None, bm25_level: str = "intermediate", train_samples: Sequence[dict] | None = None) -> dict:
+    """All stages for one learner; returns its record (see the module docstring). Skill baselines beside the
+    agents: `bm25` (BM25 over `taxonomy`, every skill at `bm25_level`) and `nearest_goal` (the gold skills of
+    the BM25-nearest goal in `train_samples`), each only when its input is given."""
     rub = rubrics()
+    prf = _skill_scorer(spec, agents, judge_backend)
     rec: dict = {"id": learner["id"], "goal": learner["goal"], "learner_information": learner["learner_information"]}
     info = learner["learner_information"]
     agents.caller.item_id = learner["id"]
     if agents.mapper is not None:
         agents.mapper.item_id = learner["id"]
+    if hasattr(judge_backend, "item_id"):  # a TracedBackend
+        judge_backend.item_id = learner["id"]
     stage = "goal_refiner"
     try:
         goal = agents.refine_goal(learner["goal"], info).refined_goal
@@ -104,14 +131,19 @@ def run_learner(learner: dict, agents: Agents, spec: RunSpec, retriever: C.Retri
             stage = f"skills.{method}"
             reqs[method] = agents.map_skills(goal, method)
             pred = [r.model_dump() for r in reqs[method].skill_requirements]
-            rec["skills"][method] = {"pred": pred, **M.skill_prf(pred, learner["gold"], spec.matcher),
+            rec["skills"][method] = {"pred": pred, **prf(pred, learner["gold"]),
                                      "judge": _judge_one(judge_backend, rub["skills"], spec, f"Goal: {goal}",
                                                          to_json(pred), "judge.skills")}
         if taxonomy is not None:
             from humanai_jax.methods.genmentor.goal2skill import bm25_taxonomy
 
             pred = bm25_taxonomy(taxonomy, [goal], 10, bm25_level)[0]
-            rec["skills"]["bm25"] = {"pred": pred, **M.skill_prf(pred, learner["gold"], spec.matcher)}
+            rec["skills"]["bm25"] = {"pred": pred, **prf(pred, learner["gold"])}
+        if train_samples:
+            from humanai_jax.methods.genmentor.goal2skill import bm25_goal_knn
+
+            pred = bm25_goal_knn(train_samples, [goal])[0]
+            rec["skills"]["nearest_goal"] = {"pred": pred, **prf(pred, learner["gold"])}
         # --- gaps, simulated ground truth, profile -------------------------------------------------------
         stage = "gap_identifier"
         gaps = agents.identify_gaps(goal, info, reqs["genmentor"])
@@ -185,43 +217,89 @@ def run_learner(learner: dict, agents: Agents, spec: RunSpec, retriever: C.Retri
 
 
 # ------------------------------------------------------------------------------ aggregation
+SKILL_KEYS = ("precision", "recall", "f1", "f1_strict")
+PATH_KEYS = ("gap_coverage", "level_monotone", "n_sessions")
+CONTENT_KEYS = ("one_title", "sections_in_order", "has_summary", "n_subsections", "chars", "n_quiz")
+# what `paired_vs_genmentor` compares per stage (judge dimensions are added when present)
+PAIRED_KEYS = {"skills": ("f1", "f1_strict"), "path": ("gap_coverage",), "content": ()}
+
+
+def _num(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def _mean(vals) -> float | None:
-    vals = [float(v) for v in vals if isinstance(v, (int, float))]
+    vals = [x for x in map(_num, vals) if x is not None]
     return float(np.mean(vals)) if vals else None
 
 
-def _judge_means(records) -> dict:
+def _ci95(vals, seed: int, n_resamples: int) -> list[float] | None:
+    """Percentile-bootstrap 95% CI of the mean over learners (eval/stats.py); None below 2 values."""
+    from humanai_jax.eval.stats import bootstrap_ci
+
+    vals = [x for x in map(_num, vals) if x is not None]
+    return list(bootstrap_ci(vals, seed=seed, n_resamples=n_resamples)) if len(vals) >= 2 and n_resamples else None
+
+
+def _per_learner(rows: Sequence[dict], keys: Sequence[str]) -> dict[str, list]:
+    """{metric: one value per row (None when absent)}, judge dimensions as `judge_<dim>`."""
+    dims = sorted({d for r in rows for d in (r.get("judge") or {}) if d != "error"})
+    vals = {k: [r.get(k) for r in rows] for k in keys}
+    vals.update({f"judge_{d}": [(r.get("judge") or {}).get(d) for r in rows] for d in dims})
+    return vals
+
+
+def _block(rows: Sequence[dict], keys: Sequence[str], seed: int, n_resamples: int) -> tuple[dict, dict]:
+    """Means over learners, `judge_failed`, `n`, and `ci95` per metric; also the per-learner values."""
+    vals = _per_learner(rows, keys)
+    out = {k: _mean(v) for k, v in vals.items()}
+    out["judge_failed"] = sum(1 for r in rows if (r.get("judge") or {}).get("error"))
+    out["n"] = sum(1 for r in rows if r)
+    out["ci95"] = {k: _ci95(v, seed, n_resamples) for k, v in vals.items()}
+    return out, vals
+
+
+def _paired(per_method: dict[str, dict], keys: Sequence[str], seed: int, n_resamples: int) -> dict:
+    """GenMentor - each other method on the same learners: paired bootstrap of the mean difference per
+    metric (learners where both values exist; None below 2 pairs)."""
+    from humanai_jax.eval.stats import paired_bootstrap
+
+    if "genmentor" not in per_method or not n_resamples:
+        return {}
+    ours = per_method["genmentor"]
+    keys = list(keys) + sorted(k for k in ours if k.startswith("judge_"))
     out = {}
-    for r in records:
-        j = r.get("judge") or {}
-        for d, v in j.items():
-            if d != "error":
-                out.setdefault(d, []).append(v)
-    failed = sum(1 for r in records if (r.get("judge") or {}).get("error"))
-    return {**{f"judge_{d}": float(np.mean(v)) for d, v in out.items()}, "judge_failed": failed}
+    for method, vals in per_method.items():
+        if method == "genmentor":
+            continue
+        out[method] = {}
+        for k in keys:
+            pairs = [(a, b) for a, b in zip(map(_num, ours.get(k, [])), map(_num, vals.get(k, [])))
+                     if a is not None and b is not None]
+            out[method][k] = (paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs], seed=seed,
+                                               n_resamples=n_resamples) if len(pairs) >= 2 else None)
+    return out
 
 
-def aggregate(records: Sequence[dict]) -> dict:
-    """Means over the finished learners, per stage and method (see docs/genmentor.md for every key)."""
+def aggregate(records: Sequence[dict], *, seed: int = 0, n_resamples: int = 2000) -> dict:
+    """Per stage and method over the finished learners: means, `n`, `ci95` (bootstrap over learners,
+    `n_resamples` = 0: none) and `paired_vs_genmentor` (GenMentor - each baseline, paired bootstrap); see
+    docs/genmentor.md for every key."""
     ok = [r for r in records if "failed" not in r]
     out: dict = {"n_learners": len(records), "n_failed": len(records) - len(ok),
                  "failed_stages": sorted({r["failed"]["stage"] for r in records if "failed" in r})}
-    skills: dict = {}
-    for m in sorted({m for r in ok for m in r["skills"]}):
-        rows = [r["skills"][m] for r in ok if m in r["skills"]]
-        skills[m] = {k: _mean([x[k] for x in rows]) for k in ("precision", "recall", "f1", "f1_strict")}
-        skills[m].update(_judge_means(rows))
-    out["skills"] = skills
-    out["path"] = {m: {**{k: _mean([r["path"][m][k] for r in ok]) for k in ("gap_coverage", "level_monotone",
-                                                                             "n_sessions")},
-                       **_judge_means([r["path"][m] for r in ok])} for m in PATH_METHODS if ok}
-    content: dict = {}
-    for m in sorted({m for r in ok for m in r["content"]}):
-        rows = [r["content"][m] for r in ok]
-        content[m] = {k: _mean([x[k] for x in rows]) for k in ("one_title", "sections_in_order", "has_summary",
-                                                                 "n_subsections", "chars", "n_quiz")}
-        content[m].update(_judge_means(rows))
-    out["content"] = content
+    paired: dict = {}
+    for stage, keys, methods in (("skills", SKILL_KEYS, sorted({m for r in ok for m in r["skills"]})),
+                                 ("path", PATH_KEYS, PATH_METHODS if ok else ()),
+                                 ("content", CONTENT_KEYS, sorted({m for r in ok for m in r["content"]}))):
+        blocks, values = {}, {}
+        for m in methods:
+            # rows stay aligned by learner (for the paired comparison); a missing method is {}: absent, never 0
+            rows = [r[stage].get(m) or {} for r in ok]
+            blocks[m], values[m] = _block(rows, keys, seed, n_resamples)
+        out[stage] = blocks
+        paired[stage] = _paired(values, PAIRED_KEYS[stage], seed, n_resamples)
+    out["paired_vs_genmentor"] = paired
     out["profile"] = {"init_level_accuracy": _mean([r["profile_init"]["level_accuracy"] for r in ok]),
                       "init_in_progress_f1": _mean([r["profile_init"]["in_progress_f1"] for r in ok]),
                       "final_level_accuracy": _mean([r["simulation"][-1]["level_accuracy"] for r in ok
@@ -232,11 +310,11 @@ def aggregate(records: Sequence[dict]) -> dict:
     return out
 
 
-def metrics_from_outputs(path: str) -> dict:
+def metrics_from_outputs(path: str, *, seed: int = 0, n_resamples: int = 2000) -> dict:
     """Recomputes the run's results (less `n_calls`) from its outputs.jsonl, which holds every artefact."""
     from humanai_jax.data.jsonl import iter_jsonl
 
-    return aggregate([rec for _, rec in iter_jsonl(path)])
+    return aggregate([rec for _, rec in iter_jsonl(path)], seed=seed, n_resamples=n_resamples)
 
 
 # ------------------------------------------------------------------------------ the run
@@ -262,8 +340,10 @@ def _versions() -> dict:
 
 def run_tutoring(workdir: str, learners: Sequence[dict], backend, spec: RunSpec, *, retriever: C.Retrieved,
                  judge_backend=None, mapper_backend=None, taxonomy=None, bm25_level: str = "intermediate",
-                 manifest_extra: dict | None = None) -> dict:
-    """Runs every learner not yet in WORKDIR/outputs.jsonl; returns `aggregate` over all of them."""
+                 train_samples: Sequence[dict] | None = None, manifest_extra: dict | None = None,
+                 seed: int = 0, n_resamples: int = 2000) -> dict:
+    """Runs every learner not yet in WORKDIR/outputs.jsonl; returns `aggregate` over all of them (bootstrap
+    `seed`, `n_resamples`). `taxonomy` / `train_samples` enable the BM25 / nearest-goal skill baselines."""
     from humanai_jax.methods.genmentor.backends import TracedBackend
 
     os.makedirs(workdir, exist_ok=True)
@@ -293,9 +373,10 @@ def run_tutoring(workdir: str, learners: Sequence[dict], backend, spec: RunSpec,
     for learner in learners:
         if learner["id"] in done:
             continue
-        rec = run_learner(learner, agents, spec, retriever, judge_b, taxonomy, bm25_level)
+        rec = run_learner(learner, agents, spec, retriever, judge_b, taxonomy, bm25_level, train_samples)
         with open(out_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
         done[learner["id"]] = rec
     records = [done[x["id"]] for x in learners]
-    return {**aggregate(records), "n_calls": caller.calls + (mapper.calls if mapper else 0)}
+    n_calls = caller.calls + (mapper.calls if mapper else 0)
+    return {**aggregate(records, seed=seed, n_resamples=n_resamples), "n_calls": n_calls}

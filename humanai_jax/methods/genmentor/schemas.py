@@ -348,3 +348,21 @@ class BehaviourLog(BaseModel):
     performance_metrics: PerformanceMetrics
     time_tracking: TimeTracking
     learner_feedback: SimFeedback
+
+
+# ------------------------------------------------------------------------------ evaluation: the `llm` skill matcher
+class SkillPair(BaseModel):
+    predicted: str = Field(min_length=1)
+    gold: str = Field(min_length=1)
+
+
+class SkillMatches(BaseModel):
+    """The judge's answer to "which predicted skills name the same skill as which gold skills"; which names
+    are allowed (and one-to-one use) is checked against the inputs by `agents.check_skill_pairs`."""
+    matches: list[SkillPair] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ goal-to-skill data from a teacher
+class TeacherSample(SkillRequirements):
+    """A teacher's goal-to-skill answer (spec §6): the reasoning track and the validated requirements."""
+    reasoning_track: str = Field(min_length=1)

@@ -5,6 +5,8 @@ r"""NAMeGEn: multi-agent Chinese baby naming on CBNames with the CBNames metric 
   # any OpenAI-compatible endpoint (our server or a vendor), generator and judge:
   python -m experiments.run --config configs/namegen.py:full,kind=openai,base_url=http://127.0.0.1:8000,model=M \
       --workdir runs/namegen_M
+  # the project's own tiny LM in process (a configs/lm.py:tiny run), 1 query, plumbing only (~30 s on CPU):
+  python -m experiments.run --config configs/namegen.py:tiny,checkpoint=runs/head/lm_tiny_s0 --workdir runs/namegen_tiny
   # any HF checkpoint dir, in process (JAX):
   python -m experiments.run --config configs/namegen.py:full,kind=hf,checkpoint=/path/Qwen2.5-0.5B-Instruct ...
   # an ablation or a baseline; or everything in one run:
@@ -12,8 +14,11 @@ r"""NAMeGEn: multi-agent Chinese baby naming on CBNames with the CBNames metric 
   python -m experiments.run --config configs/namegen.py:compare,kind=openai,... --workdir runs/namegen_all
 
 Variants: full, wo_R, wo_evalR, wo_Imp, wo_Exp, wo_evalGen, wo_ImpExp, baseline_{base,fewshot,cot,tdb,
-llm_discussion,rag}, compare (all of them). Variant-string options: kind=mock|hf|openai|replay, checkpoint=,
-base_url=, model=, limit=N, record=PATH, replay=PATH, poems=PATH|sample|gold, hanzi=PATH.
+llm_discussion,rag}, compare (all of them), tiny (the project's own LM in process, `full` + `baseline_base` on
+1 query: a plumbing run of the real-model path; checkpoint=RUN_DIR of `configs/lm.py:tiny`, default
+runs/head/lm_tiny_s0). Variant-string options: kind=mock|project|hf|openai|replay, checkpoint=, base_url=,
+model=, limit=N, record=PATH, replay=PATH, poems=PATH|sample|gold (PATH: a file or a directory), hanzi=PATH,
+names=PATH (ChineseNames givenname.csv: enables Nov), surnames=PATH (its familyname.csv).
 The judge uses `judge_backend` (kind "" = the generator's backend) at temperature 0.2, as the reference's Kimi judge.
 """
 
@@ -23,7 +28,7 @@ from humanai_jax.configs import choose_variant, parse_arg
 
 _ABLATIONS = ("full", "wo_R", "wo_evalR", "wo_Imp", "wo_Exp", "wo_evalGen", "wo_ImpExp")
 _BASELINES = ("base", "fewshot", "cot", "tdb", "llm_discussion", "rag")
-_VARIANTS = {**{v: {} for v in _ABLATIONS}, **{f"baseline_{b}": {} for b in _BASELINES}, "compare": {}}
+_VARIANTS = {**{v: {} for v in _ABLATIONS}, **{f"baseline_{b}": {} for b in _BASELINES}, "compare": {}, "tiny": {}}
 
 
 def backend_block(**overrides) -> ml_collections.ConfigDict:
@@ -38,16 +43,22 @@ def backend_block(**overrides) -> ml_collections.ConfigDict:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     variant, rest = choose_variant(arg, _VARIANTS, default="full")
     args = parse_arg(rest, kind="", checkpoint="", base_url="", model="", limit=-1, record="", replay="", poems="",
-                     hanzi="")
+                     hanzi="", names="", surnames="")
     c = ml_collections.ConfigDict()
     c.experiment = "namegen"
     c.methods = ",".join([*_ABLATIONS, *(f"baseline_{b}" for b in _BASELINES)]) if variant == "compare" else variant
+    if variant == "tiny":
+        c.methods = "full,baseline_base"
     c.seeds = "0"  # comma list; every (method, seed, query) is one unit of outputs.jsonl
     c.data_dir = ""  # "" = ../shared/data/cbnames next to the repository
     c.offset = 0
     c.limit = 3  # number of CBNames queries (0 = all 500)
-    c.poems = "sample"  # "sample" (10 shipped poems) | "gold" (CBNames r_poem: smoke only) | a JSONL/CSV path
-    c.hanzi = ""  # "" = the shipped self-written sample table; else a CSV/TSV path (字, 汉字五行, ...)
+    # "sample" (10 shipped poems) | "gold" (CBNames r_poem: smoke only) | a path: a file or a directory of CPoetry
+    # .jsonl/.csv/.tsv/.json files or chinese-poetry .json files (poems.load_poems)
+    c.poems = "sample"
+    c.hanzi = ""  # "" = the shipped self-written sample table; else a .csv/.tsv/.jsonl path (字, 汉字五行, ...)
+    c.names = ""  # ChineseNames givenname.csv (not shipped): enables the optional Nov metric; "" = no Nov
+    c.surnames = ""  # ChineseNames familyname.csv (optional): compound surnames for Nov's given-name split
     c.plumbing = True  # labels results.json: numbers from the mock model / sample tables mean nothing
     c.judge = True
     c.max_attempts = 3  # JSON parse + repair tries per call
@@ -57,10 +68,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.judge_gen = ml_collections.ConfigDict(dict(temperature=0.2, top_p=1.0, max_tokens=1024))
     c.backend = backend_block()
     c.judge_backend = backend_block(kind="")
+    if variant == "tiny":
+        # The project's own LM in process (a `configs/lm.py:tiny` run): a plumbing check of the real model path
+        # (tokenizer, chat template, jitted decoding, traces), not a quality claim; the labels stay `plumbing`.
+        c.backend.update(kind="project", checkpoint="runs/head/lm_tiny_s0", chat_template="plain", max_batch=4)
+        c.gen.update(max_tokens=16)
+        c.judge_gen.update(max_tokens=16)
+        c.loop.max_round = 1
+        c.limit = 1
     for key in ("kind", "checkpoint", "base_url", "model", "record", "replay"):
         if args[key]:
             c.backend[key] = args[key]
-    if args.kind and args.kind != "mock":
+    if args.kind and args.kind != "mock" and variant != "tiny":
         c.plumbing = False
     if args.limit >= 0:
         c.limit = args.limit
@@ -68,4 +87,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.poems = args.poems
     if args.hanzi:
         c.hanzi = args.hanzi
+    if args.names:
+        c.names = args.names
+    if args.surnames:
+        c.surnames = args.surnames
     return c

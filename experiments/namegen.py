@@ -4,7 +4,8 @@ r"""NAMeGEn on CBNames: generation (NAMeGEn, ablations, baselines) + the CBNames
 
 Writes DIR/outputs.jsonl (one record per method × seed × query; a re-run resumes), DIR/traces.jsonl (one
 line per model call), DIR/manifest.json, and returns results.json's body: `methods.<method>.<metric>` =
-{mean, std, n} for EMOC_w, EMOC_std, CRC, LR, Acc, IMOC, IMOC_std, CMOC, CMOC_std, plus failures and rounds;
+{mean, std, n} for EMOC_w, EMOC_std, CRC, LR, Acc, IMOC, IMOC_std, CMOC, CMOC_std (and Nov when `names` is set),
+plus failures and rounds; `tables` says which poem corpus, Hanzi table and names table the numbers used;
 a single-method run also carries the means flat (`CMOC`, `EMOC_w`, ..., `n_scored`, `n_failed`) for report tables.
 `plumbing: true` marks runs whose numbers mean nothing (mock model, sample poems or gold poems).
 See docs/namegen.md.
@@ -22,7 +23,7 @@ def _gen(block) -> GenConfig:
 
 
 def run(config, workdir: str) -> dict:
-    from humanai_jax.methods.namegen import backends, data, hanzi, pipeline, poems, runner
+    from humanai_jax.methods.namegen import backends, data, hanzi, novelty, pipeline, poems, runner
     from humanai_jax.methods.namegen.metrics import METRICS
 
     rows = data.load_cbnames(config.data_dir or None)
@@ -36,7 +37,12 @@ def run(config, workdir: str) -> dict:
     else:
         poem_list = poems.load_poems(config.poems)
     store = poems.PoemStore(poem_list)
-    table = hanzi.load_hanzi_table(config.hanzi or None)
+    table, hanzi_info = hanzi.read_hanzi_table(config.hanzi or None)
+    names = novelty.load_name_table(config.names, compat=bool(config.loop.compat)) if config.names else None
+    compound = novelty.load_compound_surnames(config.surnames) if config.surnames else frozenset()
+    # which tables every Acc / Nov number was checked against (results.json and manifest.json)
+    tables = {"poems": poems.corpus_info(config.poems, poem_list), "hanzi": hanzi_info,
+              "names": dict(names.info, compound_surnames=config.surnames or None) if names is not None else None}
     seeds = tuple(int(s) for s in str(config.seeds).split(",") if s.strip())
     backend = backends.build_backend(config.backend, seed=seeds[0])
     judge_backend = backends.build_backend(config.judge_backend, seed=seeds[0]) if config.judge_backend.kind \
@@ -52,12 +58,16 @@ def run(config, workdir: str) -> dict:
         or not config.hanzi
     results = runner.run_namegen(rows, store, table, backend, judge_backend, spec, workdir, manifest_extra={
         "data_dir": config.data_dir or data.default_data_dir(), "poems": config.poems,
-        "hanzi": config.hanzi or "sample", "plumbing": plumbing})
+        "hanzi": config.hanzi or "sample", "plumbing": plumbing, "tables": tables}, names=names,
+        compound_surnames=compound)
     results["plumbing"] = plumbing
+    results["tables"] = tables
     if len(spec.methods) == 1:  # flat headline keys for experiments/report.py tables (one run per variant)
         entry = results["methods"][spec.methods[0]]
         results.update({k: entry[k]["mean"] for k in METRICS if k in entry})
         results.update({k: entry[k] for k in ("n_scored", "n_failed", "n_dropped") if k in entry})
+        if "Nov" in entry:
+            results["Nov"] = entry["Nov"]["mean"]
     results["n_queries"] = len(rows)
     results["backend"] = getattr(backend, "name", "")
     results["workdir_files"] = sorted(f for f in os.listdir(workdir) if f in ("outputs.jsonl", "traces.jsonl",

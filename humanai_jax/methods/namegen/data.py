@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import hashlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import re
 from humanai_jax.methods.namegen.constants import KEYS
 
 __all__ = ["load_cbnames", "preference_weights", "keep_chinese", "keep_chinese_and_pipe", "normalise_dynasty",
-           "parse_r_poem", "default_data_dir"]
+           "parse_r_poem", "default_data_dir", "files_sha256", "csv_records"]
 
 _NON_CJK = re.compile(r"[^\u4e00-\u9fa5]")
 _NON_CJK_PIPE = re.compile(r"[^\u4e00-\u9fa5|]")
@@ -31,6 +32,31 @@ def default_data_dir() -> str:
     """../shared/data/cbnames next to the repository."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     return os.path.join(os.path.dirname(root), "shared", "data", "cbnames")
+
+
+def files_sha256(paths) -> str:
+    """sha256 (first 16 hex digits) over the bytes of `paths` in the given order: names a table's exact version."""
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def csv_records(path: str, *, delimiter: str = ",", required=()):
+    """(line, row dict) for each record of a UTF-8 CSV/TSV with a header; `line` is the 1-based line where the
+    record starts (quoted fields may span lines), so errors can name `path:line`. Missing `required` columns
+    raise before any record is read."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}:1: missing columns {missing} (header: {reader.fieldnames})")
+        start = 2
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
 
 
 def keep_chinese(text: str) -> str:

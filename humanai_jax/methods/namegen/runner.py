@@ -26,7 +26,7 @@ import numpy as np
 
 from humanai_jax.agents import GenConfig, PromptLibrary
 from humanai_jax.agents.stages import read_done, repair_torn_tail
-from humanai_jax.methods.namegen import baselines, metrics, pipeline
+from humanai_jax.methods.namegen import baselines, metrics, novelty, pipeline
 from humanai_jax.methods.namegen.llm import Caller, Tracer
 
 __all__ = ["RunSpec", "run_namegen", "prompt_library", "method_settings", "METHODS", "metrics_from_traces"]
@@ -93,8 +93,10 @@ def _key(method: str, seed: int, item_id: str) -> str:
 
 
 def run_namegen(rows: list[dict], store, hanzi: dict, backend, judge_backend, spec: RunSpec, workdir: str, *,
-                manifest_extra: dict | None = None, run_id: str = "namegen") -> dict:
-    """Runs every (method, seed, row) not yet in WORKDIR/outputs.jsonl; returns the results dict."""
+                manifest_extra: dict | None = None, run_id: str = "namegen", names=None,
+                compound_surnames=frozenset()) -> dict:
+    """Runs every (method, seed, row) not yet in WORKDIR/outputs.jsonl; returns the results dict. `names`: the
+    ChineseNames givenname table (`novelty.load_name_table`); when given, every named output gets Nov."""
     os.makedirs(workdir, exist_ok=True)
     prompts = prompt_library()
     out_path = os.path.join(workdir, "outputs.jsonl")
@@ -126,6 +128,8 @@ def run_namegen(rows: list[dict], store, hanzi: dict, backend, judge_backend, sp
                             judge_caller, prompts, item_id=row["id"], query=row["query"], name=rec["name"],
                             explanation=rec["explanation"], up_w=row["up_w"], poems=poems, hanzi=hanzi,
                             compat=spec.settings.compat)
+                    if names is not None and rec.get("name") and not rec.get("failed"):
+                        rec["nov"] = novelty.name_indices(rec["name"], names, compound_surnames)
                     f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
                     f.flush()
                     done[key] = json.loads(json.dumps(rec, ensure_ascii=False, default=str))
@@ -154,6 +158,14 @@ def summarise(records: list[dict], spec: RunSpec) -> dict:
         agg = metrics.aggregate([r["judge"]["metrics"] if r.get("judge") else None for r in recs
                                  if not r.get("failed")]) if spec.judge else {}
         entry = {k: ({kk: _finite(vv) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in agg.items()}
+        named = [r for r in recs if "nov" in r]
+        if named:  # optional Nov (0-1 scale): over outputs with a given-name character in the table
+            from humanai_jax.eval.stats import mean_std
+
+            values = [r["nov"]["Nov"] for r in named if r["nov"]]
+            entry["Nov"] = mean_std(values).to_dict() if values else {"mean": None, "std": None, "n": 0}
+            entry["Nov"] = {k: _finite(v) for k, v in entry["Nov"].items()}
+            entry["n_nov_unscored"] = len(named) - len(values)
         entry["n_queries"] = len(recs)
         entry["n_failed"] = sum(bool(r.get("failed")) for r in recs)
         entry["failures"] = sorted({r["failed"] for r in recs if r.get("failed")})

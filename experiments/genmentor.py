@@ -200,3 +200,21 @@ def _headline(results: dict) -> dict:
                  skills_genmentor_f1=sk("genmentor", "f1"), skills_nearest_goal_f1=sk("nearest_goal", "f1"),
                  skills_bm25_f1=sk("bm25", "f1"))
     return h
+
+
+def replay_metrics(trace_path: str) -> dict:
+    """`experiments.replay_metrics` hook: the tutoring metrics (all but `n_calls`) recomputed from the run's
+    outputs.jsonl next to the trace (every artefact of every learner, the judge's scores included), with the
+    run's bootstrap seed and resample count from DIR/config.json; they must equal results.json's `tutoring`."""
+    import json
+
+    from humanai_jax.methods.genmentor import runner
+
+    tutoring_dir = os.path.dirname(os.path.abspath(trace_path))
+    run_dir = os.path.dirname(tutoring_dir)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    metrics = runner.metrics_from_outputs(os.path.join(tutoring_dir, "outputs.jsonl"), seed=config["seed"],
+                                          n_resamples=config["eval"]["bootstrap_resamples"])
+    return {"metrics": metrics, "results": os.path.join(run_dir, "results.json"), "key": "tutoring"}
+

@@ -1,0 +1,43 @@
+"""`python -m experiments.replay_metrics`: an agent-system run's metrics recomputed from its trace directory
+equal its results.json, and a changed reported number is caught and named (GenMentor's tutoring run)."""
+
+import json
+
+import pytest
+
+from experiments import replay_metrics
+
+
+def test_trace_system_and_compare_by_hand(tmp_path):
+    trace = tmp_path / "traces.jsonl"
+    trace.write_text('{"system": "genmentor", "step": 0}\n\n{"system": "genmentor", "step": 1}\n')
+    assert replay_metrics.trace_system(str(trace)) == "genmentor"
+    trace.write_text('{"system": "genmentor"}\n{"system": "namegen"}\n')
+    with pytest.raises(ValueError, match="one system"):
+        replay_metrics.trace_system(str(trace))
+    trace.write_text('{"system": "genmentor"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"traces.jsonl:2: not JSON"):
+        replay_metrics.trace_system(str(trace))
+    n, diffs = replay_metrics.compare({"a": {"x": 1.0, "y": [2, 3]}, "ok": True},
+                                      {"a": {"x": 1.0 + 1e-12, "y": [2, 4]}, "extra": 5})
+    assert n == 3 and diffs == ["a.y.1: recomputed 3.0, reported 4.0"]
+    assert replay_metrics.compare({"z": 1}, {})[1] == ["z: recomputed 1.0, not in results.json"]
+
+
+def test_genmentor_tutoring_run_replays_from_its_trace_dir(tmp_path, capsys):
+    from configs.genmentor import get_config
+    from experiments.run import run_experiment
+
+    config = get_config("smoke")
+    config.parts = "tutoring"
+    config.tutoring.learners = 2
+    run_experiment(config, str(tmp_path))
+    trace = str(tmp_path / "tutoring" / "traces.jsonl")
+    assert replay_metrics.main(["--trace", trace]) == 0
+    assert " 0 differ" in capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    results["tutoring"]["skills"]["genmentor"]["f1"] += 0.25  # a number the trace does not support
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert replay_metrics.main(["--trace", trace]) == 1
+    out = capsys.readouterr().out
+    assert " 1 differ" in out and "skills.genmentor.f1: recomputed" in out

@@ -22,9 +22,9 @@ def _gen(block) -> GenConfig:
     return GenConfig(temperature=float(block.temperature), top_p=float(block.top_p), max_tokens=int(block.max_tokens))
 
 
-def run(config, workdir: str) -> dict:
-    from humanai_jax.methods.namegen import backends, data, hanzi, novelty, pipeline, poems, runner
-    from humanai_jax.methods.namegen.metrics import METRICS
+def _inputs(config):
+    """(CBNames rows, poem list, (Hanzi table, its info)) as the config selects them."""
+    from humanai_jax.methods.namegen import data, hanzi, poems
 
     rows = data.load_cbnames(config.data_dir or None)
     rows = rows[config.offset:]
@@ -36,8 +36,33 @@ def run(config, workdir: str) -> dict:
         poem_list = poems.poems_from_cbnames(data.load_cbnames(config.data_dir or None))
     else:
         poem_list = poems.load_poems(config.poems)
+    return rows, poem_list, hanzi.read_hanzi_table(config.hanzi or None)
+
+
+def replay_metrics(trace_path: str) -> dict:
+    """`experiments.replay_metrics` hook: every method's metric aggregate recomputed from traces.jsonl (the
+    judges' parsed replies, Acc re-checked from the extracted claims) and the inputs the run's config.json
+    names (queries, poems, Hanzi table); they must equal results.json's `methods`."""
+    import json
+
+    import ml_collections
+
+    from humanai_jax.methods.namegen import runner
+
+    run_dir = os.path.dirname(os.path.abspath(trace_path))
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    rows, poem_list, (table, _) = _inputs(config)
+    metrics = runner.metrics_from_traces(trace_path, rows, poem_list, table, compat=bool(config.loop.compat))
+    return {"metrics": metrics, "results": os.path.join(run_dir, "results.json"), "key": "methods"}
+
+
+def run(config, workdir: str) -> dict:
+    from humanai_jax.methods.namegen import backends, data, novelty, pipeline, poems, runner
+    from humanai_jax.methods.namegen.metrics import METRICS
+
+    rows, poem_list, (table, hanzi_info) = _inputs(config)
     store = poems.PoemStore(poem_list)
-    table, hanzi_info = hanzi.read_hanzi_table(config.hanzi or None)
     names = novelty.load_name_table(config.names, compat=bool(config.loop.compat)) if config.names else None
     compound = novelty.load_compound_surnames(config.surnames) if config.surnames else frozenset()
     # which tables every Acc / Nov number was checked against (results.json and manifest.json)

@@ -41,3 +41,26 @@ def test_genmentor_tutoring_run_replays_from_its_trace_dir(tmp_path, capsys):
     assert replay_metrics.main(["--trace", trace]) == 1
     out = capsys.readouterr().out
     assert " 1 differ" in out and "skills.genmentor.f1: recomputed" in out
+
+
+def test_namegen_run_replays_from_its_trace(tmp_path, capsys):
+    """The default NAMeGEn run (plumbing): every method's metrics recomputed from traces.jsonl and the
+    inputs config.json names equal results.json's `methods`; a changed judge score in the trace is caught."""
+    from configs.namegen import get_config
+    from experiments.run import run_experiment
+
+    run_experiment(get_config(), str(tmp_path))
+    trace = tmp_path / "traces.jsonl"
+    assert replay_metrics.main(["--trace", str(trace)]) == 0
+    assert " 0 differ" in capsys.readouterr().out
+    lines = trace.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        rec = json.loads(line)
+        if rec.get("agent", "").endswith(".judge.crc") and rec.get("parse_error") is None:
+            rec["parsed"] = [min(float(v) + 1, 5.0) if v < 5 else 1.0 for v in rec["parsed"]]  # scores 1-5
+            lines[i] = json.dumps(rec, ensure_ascii=False)
+            break
+    else:
+        pytest.fail("no CRC judge call in the trace")
+    trace.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert replay_metrics.main(["--trace", str(trace)]) == 1

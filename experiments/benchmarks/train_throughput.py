@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import platform
 import time
@@ -51,6 +52,10 @@ def parse_args():
                    help="our attention kernel (ModelConfig.attention_impl); torch uses its default (sdpa)")
     p.add_argument("--remat", default="none", choices=["none", "full", "dots"], help="our remat policy")
     p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--profile", default="", metavar="DIR",
+                   help="after the timed rounds, profile one more step of each side (jax.profiler joined with "
+                        "the HLO's source locations; torch.profiler) and print where the time goes; traces "
+                        "and profile.json go to DIR")
     return p.parse_args()
 
 
@@ -68,6 +73,7 @@ def ours(cfg: ModelConfig, tokens: np.ndarray):
         jax.block_until_ready((holder["state"], metrics))
         return time.perf_counter() - start
 
+    run.hlo_text = lambda: step.lower(holder["state"], batch).compile().as_text()
     return run
 
 
@@ -107,6 +113,61 @@ def theirs(cfg: ModelConfig, tokens: np.ndarray, dtype: str):
         return time.perf_counter() - start
 
     return run, getattr(model.config, "_attn_implementation", "?")
+
+
+# torch ops (self CPU time) grouped for the side-by-side breakdown; first matching prefix wins
+TORCH_GROUPS = (
+    ("attention kernel (sdpa fwd+bwd)", ("aten::_scaled_dot_product", "aten::scaled_dot_product",
+                                         "aten::_flash_attention", "aten::_efficient_attention")),
+    ("matmul (projections, LM head)", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")),
+    ("cross-entropy / softmax", ("aten::_log_softmax", "aten::log_softmax", "aten::nll_loss", "aten::cross_entropy",
+                                 "aten::_softmax", "aten::softmax")),
+    ("optimizer (AdamW)", ("aten::_foreach", "aten::_fused_adam", "aten::lerp", "aten::addcdiv", "aten::addcmul")),
+    ("copies / layout", ("aten::copy_", "aten::clone", "aten::contiguous", "aten::cat", "aten::index",
+                         "aten::embedding", "aten::_to_copy", "aten::zero_", "aten::fill_", "aten::empty")),
+    ("elementwise / reductions (norms, RoPE, SiLU, residuals)", ("aten::",)),
+)
+
+
+def _torch_group(name: str) -> str:
+    for group, prefixes in TORCH_GROUPS:
+        if name.startswith(prefixes):
+            return group
+    return "other (autograd, python)"
+
+
+def profile_sides(sides: dict, outdir: str) -> dict:
+    """One profiled step per side: {side: {"wall_s", "op_s", "rows": [(label, seconds)]}}, printed."""
+    from humanai_jax import profiling
+
+    os.makedirs(outdir, exist_ok=True)
+    out = {}
+    run = sides["ours (JAX)"]
+    log_dir = os.path.join(outdir, "jax_trace")
+    with jax.profiler.trace(log_dir, create_perfetto_trace=True):
+        wall = run()
+    table = profiling.breakdown(profiling.op_times(log_dir), profiling.op_sources(run.hlo_text()))
+    rows = sorted(((f"{kind}: {label}", sec) for (kind, label), sec in table.items()), key=lambda r: -r[1])
+    out["ours (JAX)"] = {"wall_s": wall, "op_s": sum(table.values()), "rows": rows}
+    if "transformers+torch" in sides:
+        import torch
+
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            wall = sides["transformers+torch"]()
+        prof.export_chrome_trace(os.path.join(outdir, "torch_trace.json"))
+        groups: dict[str, float] = {}
+        for e in prof.key_averages():
+            groups[_torch_group(e.key)] = groups.get(_torch_group(e.key), 0.0) + e.self_cpu_time_total * 1e-6
+        rows = sorted(groups.items(), key=lambda r: -r[1])
+        out["transformers+torch"] = {"wall_s": wall, "op_s": sum(groups.values()), "rows": rows}
+    for side, r in out.items():
+        print(f"\n{side}: one profiled step {r['wall_s']:.3f} s wall; op time {r['op_s']:.3f} s "
+              f"({'summed over the threads that ran ops' if side.startswith('ours') else 'self CPU time of each op'})")
+        for label, sec in r["rows"][:18]:
+            print(f"  {sec:8.3f} s  {sec / r['op_s']:6.1%}  {label}")
+    with open(os.path.join(outdir, "profile.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    return out
 
 
 def main():
@@ -160,6 +221,8 @@ def main():
     if len(best) == 2:
         ratio = best["transformers+torch"] / best["ours (JAX)"]
         print(f"ratio ours/torch (tokens/s): {ratio:.2f}x")
+    if args.profile:
+        profile_sides(sides, args.profile)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ def run_experiment(config, workdir: str, *, config_spec: str | None = None, over
     if writer:
         _write_config(workdir, json.loads(config.to_json_best_effort()))
     module = importlib.import_module(f"experiments.{config.experiment}")
+    git_at_start = provenance.git_state() if writer else None  # the code this run imports, not the end's
     start = time.time()
     results = dict(module.run(config, workdir))
     wall = time.time() - start
@@ -60,7 +61,7 @@ def run_experiment(config, workdir: str, *, config_spec: str | None = None, over
     if writer:
         # Results are generated, never typed: experiments/report.py builds the docs' tables from these stamps.
         results["provenance"] = provenance.stamp(config, wall_time_s=wall, config_spec=config_spec,
-                                                 overrides=overrides)
+                                                 overrides=overrides, git_at_start=git_at_start)
         logging.info("Wrote %s", experiment.write_results(workdir, results))
     return results
 

@@ -6,8 +6,10 @@
 
   {"config": "configs/plus.py:btl,seed=1" | None,   # the --config spec, when run from the command line
    "overrides": {"train.steps": 10},                 # the --config.key=value overrides
-   "commit": "<40 hex>" | None,   # HEAD of the repository holding this package; None outside a git checkout
+   "commit": "<40 hex>" | None,   # HEAD of the repository holding this package when the run started (the
+                                  # code it imported); None outside a git checkout
    "dirty": bool | None,          # uncommitted changes to tracked files, or untracked non-ignored files
+   "commit_at_end", "dirty_at_end": only when the tree changed while the run ran
    "date": "2026-12-04T19:30:00Z",  # UTC, when the stamp was made (the end of the run)
    "machine": {"platform", "python", "cpu_count", "jax", "jaxlib", "backend", "device_kind",
                "device_count", "process_count"},
@@ -97,14 +99,21 @@ def utc_now() -> str:
 
 def stamp(config: Mapping[str, Any] | None = None, *, wall_time_s: float | None = None,
           config_spec: str | None = None, overrides: Mapping[str, Any] | None = None,
-          repo_dir: os.PathLike | None = None) -> dict[str, Any]:
+          repo_dir: os.PathLike | None = None, git_at_start: tuple[str | None, bool | None] | None = None
+          ) -> dict[str, Any]:
     """The provenance record of a run (see the module docstring for the fields).
 
     config_spec / overrides: the command line's `--config path.py:variant,...` and `--config.key=value`
     pairs, when known; experiments/report.py groups runs by them (seeds aside).
+    git_at_start: `git_state()` when the run started (the code it imported). `commit`/`dirty` are that state;
+    when the tree moved on during the run, the state at the end is kept as `commit_at_end`/`dirty_at_end`.
     """
     commit, dirty = git_state(repo_dir)
-    return {
+    moved = {}
+    if git_at_start is not None and tuple(git_at_start) != (commit, dirty):
+        moved = {"commit_at_end": commit, "dirty_at_end": dirty}
+        commit, dirty = git_at_start
+    return {**moved,
         "config": config_spec,
         "overrides": {str(k): v for k, v in (overrides or {}).items()},
         "commit": commit,

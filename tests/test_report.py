@@ -201,6 +201,13 @@ def test_provenance_stamp_fields(tmp_path):
     assert stamp["machine"]["cpu_count"] >= 1 and stamp["machine"]["jax"]
     assert provenance.git_state(tmp_path) == (None, None)  # not a checkout: no commit, no guess
     json.dumps(stamp)  # plain JSON
+    assert "commit_at_end" not in stamp
+    # a run whose tree moved on while it ran is labelled with the code it started from
+    moved = provenance.stamp(config, git_at_start=("a" * 40, False))
+    assert (moved["commit"], moved["dirty"]) == ("a" * 40, False)
+    assert (moved["commit_at_end"], moved["dirty_at_end"]) == provenance.git_state()
+    same = provenance.stamp(config, git_at_start=provenance.git_state())
+    assert "commit_at_end" not in same and same["commit"] == stamp["commit"]
 
 
 def test_run_experiment_writes_the_stamp(tmp_path, monkeypatch):

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from configs.plus import get_config
-from experiments import plus as X
-from humanai_jax.methods.plus import attributes as A
+from humanai_jax.methods.plus import attributes as A, setup as X
 
 SPEC = A.Spec()
 

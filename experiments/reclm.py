@@ -16,29 +16,21 @@ asserted on every test reply. With `seeds`, one sub-run per seed and `methods.<m
 from __future__ import annotations
 
 import functools
-import math
 import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from humanai_jax import configs, experiment
-from humanai_jax.backbone.params import init_params
-from humanai_jax.backbone.transformer import hidden_states, logits_from_hidden
 from humanai_jax.data.corpus import generate_corpus
 from humanai_jax.data.tokenizer import load_tokenizer
 from humanai_jax.decoding import build_item_trie
 from humanai_jax.eval import stats
-from humanai_jax.methods.reclm import data as rdata, encode, evaluate as rev, train as rtrain
-from humanai_jax.methods.reclm.retrieval import init_item_proj
-from humanai_jax.methods.reclm.scope_loss import span_nodes
-from humanai_jax.methods.reclm.tokens import resize_for_item_tokens
+from humanai_jax.methods.reclm import data as rdata, encode, evaluate as rev, model as rmodel, train as rtrain
+from humanai_jax.methods.reclm.rows import RowMaker
 from humanai_jax.recsys import sasrec
 from humanai_jax.train import lora
-from humanai_jax.train.losses import token_nll
-from humanai_jax.train.model_block import model_config
 from humanai_jax.train.trainer import CheckpointConfig, Trainer, TrainerConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,93 +116,10 @@ def teacher_table(cfg, params, train_seqs, history_len: int, k: int, exclude: st
     return table
 
 
-# ============================================================================ RecLM model
-def initial_model(config, tokenizer, codec, n_items: int, variant: str, rng):
-    """(ModelConfig, params {"lm", ["proj", "items"]}): from scratch, or a HF checkpoint whose embeddings
-    grow for <SOI>/<EOI> (reference init, `tokens.resize_for_item_tokens`)."""
-    model_cfg = model_config(config, tokenizer)
-    k_lm, k_resize, k_proj, k_items = jax.random.split(rng, 4)
-    if config.model.hf_path:
-        from humanai_jax.backbone import load_pretrained
-
-        _, lm = load_pretrained(config.model.hf_path, dtype=model_cfg.params_dtype)
-        model_cfg, lm = resize_for_item_tokens(lm, model_cfg, tokenizer, output_init=config.output_init, rng=k_resize)
-    else:
-        lm = init_params(model_cfg, k_lm)
-    params = {"lm": lm}
-    if variant == "ret":
-        p = config.item_proj
-        params["proj"] = init_item_proj(k_proj, model_cfg.d_model, hidden=p.hidden, out=p.dim)
-        # bge-m3 vectors of the titles are not available offline: a trainable table (the reference trains
-        # its table too), normal(0, 1/sqrt(dim)) so initial dot products are O(1)
-        params["items"] = jax.random.normal(k_items, (n_items, p.dim), jnp.float32) / np.sqrt(p.dim)
-    lora_cfg = lora.LoraConfig.from_config(config.lora)
-    if lora_cfg is not None:  # adapters on the (frozen) base; a key of its own, so rank 0 runs are unchanged
-        params["lora"] = lora.init_adapters(lm, lora_cfg, jax.random.fold_in(rng, 5))
-    return model_cfg, params
-
-
-class RowMaker:
-    """Training rows: a pure function of (seed, step). Each epoch visits every user once in a fresh
-    order, each visit draws a fresh sample (§2.6)."""
-
-    def __init__(self, config, variant, codec, titles, title_ids, seqs, teacher, trie):
-        self.c, self.variant, self.codec, self.titles, self.title_ids = config, variant, codec, titles, title_ids
-        self.seqs, self.teacher, self.trie = seqs, teacher, trie
-        self.batch = config.train.batch_size
-        self.steps_per_epoch = math.ceil(len(seqs) / self.batch)
-        self.row_len = config.data.seq_len + 1
-        self.stats = {"prompt_truncated": 0, "rows": 0}
-
-    def row(self, epoch: int, user: int) -> dict:
-        d, rng = self.c.data, np.random.default_rng([self.c.seed, epoch, user])
-        sample = rdata.draw_train_sample(rng, self.seqs[user], self.titles, lambda h, k: self.teacher[tuple(h)][:k],
-                                         history_len=d.history_len, max_items=d.max_reply_items)
-        prompt = self.codec.prompt_ids(sample.prompt)
-        reply = self.codec.reply_ids(self.title_ids, sample.items)
-        lm_mask = encode.ret_lm_mask(reply, self.codec.soi_id, self.codec.eoi_id) if self.variant == "ret" else None
-        tokens, mask = encode.build_row(prompt, reply, self.row_len, lm_mask=lm_mask)
-        start = min(len(prompt), self.row_len - len(reply))
-        self.stats["prompt_truncated"] += int(start < len(prompt))
-        self.stats["rows"] += 1
-        out = {"tokens": tokens, "mask": mask}
-        if self.variant == "cgen":
-            targets = np.where(mask[1:] > 0, tokens[1:], -1)[None]
-            out["span_node"] = span_nodes(targets, self.trie, scope_mask_eoi=self.c.train.scope_mask_eoi)[0]
-        else:
-            out["ret_pos"], out["ret_item"] = encode.retrieval_targets(tokens, start, sample.items, self.codec.soi_id,
-                                                                      d.max_reply_items)
-        return out
-
-    def batch_at(self, step: int) -> dict:
-        epoch, i = divmod(step, self.steps_per_epoch)
-        order = np.random.default_rng([self.c.seed, 1_000_003, epoch]).permutation(len(self.seqs))
-        users = [order[(i * self.batch + j) % len(order)] for j in range(self.batch)]
-        rows = [self.row(epoch, int(u)) for u in users]
-        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
-
-
-def general_loss(params_lm, model_cfg, tokenizer, docs, row_len: int) -> float:
-    """Mean next-token NLL (nats/token) on non-recommendation documents, one document per row."""
-    ids = [tokenizer(d, add_special_tokens=False)["input_ids"][:row_len] for d in docs]
-    tokens = np.zeros((len(ids), row_len), np.int32)
-    mask = np.zeros((len(ids), row_len), np.float32)
-    for r, t in enumerate(ids):
-        tokens[r, :len(t)], mask[r, 1:len(t)] = t, 1.0
-
-    @jax.jit
-    def nll_sum(p, tok, m):
-        logits = logits_from_hidden(p, hidden_states(p, tok[:, :-1], model_cfg), model_cfg)
-        return jnp.sum(token_nll(logits, tok[:, 1:]) * m[:, 1:])
-
-    total = sum(float(nll_sum(params_lm, tokens[s:s + 32], mask[s:s + 32])) for s in range(0, len(ids), 32))
-    return total / float(mask.sum())
-
-
 def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teacher, val, test) -> dict:
     t, e = config.train, config.eval
     start_time = time.time()
-    model_cfg, params0 = initial_model(config, codec.tokenizer, codec, ds.n_items, variant,
+    model_cfg, params0 = rmodel.initial_model(config, codec.tokenizer, codec, ds.n_items, variant,
                                        jax.random.PRNGKey(config.seed))
     params0 = jax.device_get(params0)  # a host copy: the train step donates the device state
     trie = build_item_trie(title_ids, soi_id=codec.soi_id, eoi_id=codec.eoi_id, vocab_size=model_cfg.vocab_size)
@@ -258,7 +167,8 @@ def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teache
     trainer.add_hook(validate, every=rows.steps_per_epoch)
     _print(f"{variant}: {steps} steps ({t.epochs} epochs x {rows.steps_per_epoch}), vocab {model_cfg.vocab_size}, "
            f"{lora.count(params0):,} parameters"
-           + (f", {trainable_count(params0, loss_cfg):,} trainable (LoRA rank {loss_cfg.lora.rank})" if loss_cfg.lora else ""))
+           + (f", {rmodel.trainable_count(params0, loss_cfg):,} trainable (LoRA rank {loss_cfg.lora.rank})"
+              if loss_cfg.lora else ""))
     state, summary = trainer.fit(task)
     train_s = time.time() - start_time
     params = best["params"]
@@ -286,8 +196,8 @@ def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teache
         out["sampled"] = rev.score_lists(rev.replies_to_titles(sampled, codec, item_of, ds.titles)[0], test,
                                          ds.titles)[0]
     docs = generate_corpus(e.general_docs, seed=10_000 + config.seed)
-    out["general_loss_before"] = general_loss(params0["lm"], model_cfg, codec.tokenizer, docs, config.data.seq_len + 1)
-    out["general_loss_after"] = general_loss(params["lm"], model_cfg, codec.tokenizer, docs, config.data.seq_len + 1)
+    out["general_loss_before"] = rev.general_loss(params0["lm"], model_cfg, codec.tokenizer, docs, config.data.seq_len + 1)
+    out["general_loss_after"] = rev.general_loss(params["lm"], model_cfg, codec.tokenizer, docs, config.data.seq_len + 1)
     # The paper's guarantees, checked on every evaluated reply (not only in unit tests).
     bad_ood = sum(s["ood@10"] > 0 for s in per)
     bad_rep = sum(s["repeat@10"] > 0 for s in per)
@@ -306,14 +216,6 @@ def run_reclm(variant, config, workdir, ds, codec, title_ids, train_seqs, teache
     _print(f"{variant} test: HR@10 {metrics['hr@10']:.4f} NDCG@10 {metrics['ndcg@10']:.4f} OOD@10 "
            f"{metrics['ood@10']:.2f} Repeat@10 {metrics['repeat@10']:.2f} exact-count {metrics['exact_count']:.3f}")
     return out
-
-
-def trainable_count(params: dict, cfg) -> int:
-    """Parameters that get updates under LoRA: adapters, heads/tables, and the embeddings if they train."""
-    labels = lora.trainable_labels(params["lm"], train_embeddings=cfg.train_embeddings)
-    base = sum(int(x.size) for x, lab in zip(jax.tree.leaves(params["lm"]), jax.tree.leaves(labels))
-               if lab == "train")
-    return base + sum(lora.count(v) for k, v in params.items() if k != "lm")
 
 
 # ============================================================================ run

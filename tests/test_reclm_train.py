@@ -210,8 +210,8 @@ def test_hf_start_resizes_and_keeps_the_checkpoint_logits(hf_dir):
     from transformers import AutoModelForCausalLM
 
     from configs.reclm import get_config
-    from experiments.reclm import initial_model
     from humanai_jax.data.tokenizer import load_tokenizer
+    from humanai_jax.methods.reclm.model import initial_model
 
     tok = load_tokenizer(hf_dir)
     codec = encode.ChatCodec.create(tok)

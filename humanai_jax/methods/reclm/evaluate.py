@@ -19,10 +19,13 @@ import re
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from humanai_jax.backbone.transformer import hidden_states, logits_from_hidden
 from humanai_jax.decoding import ItemConstraint, generate
 from humanai_jax.methods.reclm.retrieval import make_retriever
+from humanai_jax.train.losses import token_nll
 
 CTRL_ITEM = re.compile(r"<SOI>\s*(.*?)\s*<EOI>", re.MULTILINE)  # the reference's get_ctrl_item
 
@@ -130,3 +133,20 @@ def replies_to_titles(rows: Sequence[Sequence[int]], codec, item_of: dict[tuple[
         disagree += int([t.strip() for t in names] != CTRL_ITEM.findall(text))
         out.append(names)
     return out, {"parse_disagreements": disagree}
+
+
+def general_loss(params_lm, model_cfg, tokenizer, docs, row_len: int) -> float:
+    """Mean next-token NLL (nats/token) on non-recommendation documents, one document per row."""
+    ids = [tokenizer(d, add_special_tokens=False)["input_ids"][:row_len] for d in docs]
+    tokens = np.zeros((len(ids), row_len), np.int32)
+    mask = np.zeros((len(ids), row_len), np.float32)
+    for r, t in enumerate(ids):
+        tokens[r, :len(t)], mask[r, 1:len(t)] = t, 1.0
+
+    @jax.jit
+    def nll_sum(p, tok, m):
+        logits = logits_from_hidden(p, hidden_states(p, tok[:, :-1], model_cfg), model_cfg)
+        return jnp.sum(token_nll(logits, tok[:, 1:]) * m[:, 1:])
+
+    total = sum(float(nll_sum(params_lm, tokens[s:s + 32], mask[s:s + 32])) for s in range(0, len(ids), 32))
+    return total / float(mask.sum())

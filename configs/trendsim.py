@@ -4,6 +4,10 @@ r"""TrendSim: trending-topic simulation under poisoning attacks (docs/trendsim.m
   python -m experiments.run --config configs/trendsim.py --workdir runs/trendsim
   # attack share 0 / 1% / 3% / 10% / 30% x 3 seeds, mean +- std of dE, plus the moderation sweep at 30%
   nice python -m experiments.run --config configs/trendsim.py:sweep --workdir runs/trendsim_sweep
+  # the same sweep where the first page cannot saturate (60 agents, 20 comments per page; chosen on validation)
+  nice python -m experiments.run --config configs/trendsim.py:sweep_unsaturated --workdir runs/trendsim_sweep_unsat
+  # the feed ordered by a content-based recommender (persona <-> comment similarity) instead of the hot list
+  nice python -m experiments.run --config configs/trendsim.py:sweep_persona --workdir runs/trendsim_sweep_persona
   # an LLM by config: the project's own model in process (plumbing), any HF checkpoint, any endpoint
   python -m experiments.run --config configs/trendsim.py:llm,kind=project,checkpoint=runs/head/lm_tiny_s0 ...
   python -m experiments.run --config configs/trendsim.py:llm,kind=hf,checkpoint=/path/Qwen2.5-0.5B-Instruct ...
@@ -17,7 +21,7 @@ import ml_collections
 
 from humanai_jax.configs import choose_variant, parse_arg
 
-_VARIANTS = {"default": {}, "sweep": {}, "llm": {}}
+_VARIANTS = {"default": {}, "sweep": {}, "sweep_unsaturated": {}, "sweep_persona": {}, "llm": {}}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -40,17 +44,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         window_s=16 * 3600, epoch_num=2, max_step=3, page_size=4, replies_shown=4, schedule_mode="reference",
         sampler="reference", decision_mode="reference", index_mode="reference", lang="zh", compat_format=False,
         batch_window_s=600, temperature=0.95, top_p=1.0, max_tokens=128, checkpoint_every=50, max_errors=0,
-        trace_calls=True))
+        trace_calls=True, feed="hot"))  # feed: hot (reference) | persona (content-based recommender, docs)
     c.backend = ml_collections.ConfigDict(dict(
         kind="rules", flag_threshold=2, invalid_rate=0.02, recovery=0.0, checkpoint="", tokenizer="", chat_template="",
         base_url="", model="", api_key_env="OPENAI_API_KEY", timeout_s=120.0, max_concurrency=8, max_batch=64,
         record="", replay=""))
     c.plots = True
 
-    if variant == "sweep":
+    if variant in ("sweep", "sweep_persona"):
         c.n_seeds = 3
         c.n_agents = 200
         c.attack_shares = "0.01,0.03,0.1,0.3"  # the issue asks for 0 / 10% / 30%; 1% and 3% show where it saturates
+        if variant == "sweep_persona":  # the Main page ordered by the content-based recommender (feed.py)
+            c.sim.feed = "persona"
+    elif variant == "sweep_unsaturated":
+        # `sweep` saturates: from 10% attackers every first page (4 comments) is all attacker comments. Here the
+        # page (20) holds more comments than 30% of the agents (18 of 60), chosen on validation posts 0 and 3,
+        # seeds 100-101, by exposure alone (first-page attacker share at 30% <= 0.9), never by dE (docs/trendsim.md)
+        c.n_seeds = 3
+        c.n_agents = 60
+        c.sim.page_size = 20
+        c.attack_shares = "0.01,0.03,0.1,0.3"
     elif variant == "llm":  # a small run for a real model; with the project's tiny LM it checks plumbing only
         c.n_agents = 10
         c.attack_shares = "0.3"

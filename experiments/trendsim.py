@@ -49,6 +49,18 @@ def simulate(name: str, sim_cfg: SimConfig, post, users, backend, workdir: str) 
     return metrics.read_events(os.path.join(run_dir, "traces.jsonl"))
 
 
+def replay_metrics(trace_path: str) -> dict:
+    """Hook of `python -m experiments.replay_metrics --trace DIR/runs/<name>/traces.jsonl`: the run's summary
+    (engagement, exposure, moderation, decisions, arrivals, E/S final) recomputed from its trace alone, to be
+    checked against `runs.<name>` of DIR/results.json (hourly curves live in DIR/curves.json, not compared)."""
+    run_dir = pathlib.Path(trace_path).resolve().parent
+    if run_dir.parent.name != "runs":
+        raise ValueError(f"{trace_path}: expected DIR/runs/<name>/traces.jsonl (the layout experiments.trendsim writes)")
+    summary = metrics.summarize(metrics.read_events(str(trace_path)))
+    return {"metrics": {k: v for k, v in summary.items() if k != "curves"},
+            "results": str(run_dir.parent.parent / "results.json"), "key": f"runs.{run_dir.name}"}
+
+
 def _stat(values: list[float | None]) -> dict:
     vals = [v for v in values if v is not None]
     if not vals:
@@ -119,6 +131,8 @@ def run(config, workdir: str) -> dict:
             "E_final": _stat([m["E_final"] for m in summ]), "S_final": _stat([m["S_final"] for m in summ]),
             "first_page_attacker_share": _stat([m["exposure"]["first_page_attacker_share"] for m in summ]),
             "final_hot_attacker_share": _stat([m["exposure"]["final_hot_attacker_share"] for m in summ]),
+            "attacker_comments_read_per_user": _stat([m["exposure"]["attacker_comments_read_per_user"]
+                                                      for m in summ]),
             "views": _stat([m["engagement"]["views"] for m in summ]),
             "likes": _stat([m["engagement"]["likes"] for m in summ]),
             "comments": _stat([m["engagement"]["comments"] for m in summ]),
@@ -131,6 +145,16 @@ def run(config, workdir: str) -> dict:
                         "views": _stat([m["engagement"]["views"] for m in clean_summ]),
                         "likes": _stat([m["engagement"]["likes"] for m in clean_summ]),
                         "comments": _stat([m["engagement"]["comments"] for m in clean_summ])}
+    if info["kind"] == "rules":  # the page tone the rule policy's reflection acts on (docs: why dE saturates)
+        suffix = "_mod" if config.share_moderation else ""
+        for share in shares:
+            tones = [rules.page_tone(os.path.join(workdir, "runs", f"s{s}_share{_pct(share)}{suffix}", "traces.jsonl"),
+                                     lang) for s in seeds]
+            sweep[f"share_{_pct(share)}"].update({k: _stat([t[k] for t in tones])
+                                                  for k in ("main_page_negativity", "main_page_hostility")})
+        tones = [rules.page_tone(os.path.join(workdir, "runs", f"s{s}_clean", "traces.jsonl"), lang) for s in seeds]
+        sweep["share_0"].update({k: _stat([t[k] for t in tones]) for k in ("main_page_negativity",
+                                                                           "main_page_hostility")})
     results["sweep"] = sweep
     curve = [0.0] + [sweep[f"share_{_pct(s)}"]["dE"]["mean"] for s in sorted(shares)]
     results["dE_curve"] = {"shares": [0.0] + sorted(shares), "dE_mean": curve}

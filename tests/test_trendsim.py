@@ -213,6 +213,14 @@ def test_moderation_exposure_and_decision_metrics_by_hand():
     e = metrics.exposure(_trace([], main_views=views))
     assert e["main_views"] == 3 and e["first_page_attacker_share"] == pytest.approx((0.5 + 0.0) / 2)
     assert e["views_with_attacker_comment"] == pytest.approx(1 / 3)
+    assert e["attacker_comments_read_per_user"] == pytest.approx(2 / 2)  # 2 attacker comments read, 2 normal users
+    # the final first page is `page_size` long (hot list: T, normal, S, normal, F)
+    media = {"comments": [{"cid": i, "author_type": t} for i, t in enumerate(["T", "normal", "S", "normal", "F"])],
+             "hot": [0, 1, 2, 3, 4]}
+    for page_size, share in ((2, 1 / 2), (5, 3 / 5)):
+        ev = _trace([]) + [_ev("final", 7200, final_social_media=media)]
+        ev[0]["data"]["config"]["page_size"] = page_size
+        assert metrics.exposure(ev)["final_first_page_attacker_share"] == pytest.approx(share)
     decs = [_ev("decision", 1, state="Main", action="leave", status="invalid"),
             _ev("decision", 2, state="Main", action="like_post", status="ok"),
             _ev("decision", 3, state="Entry", action="enter", status="no_digit"),
@@ -254,3 +262,27 @@ def test_rule_policy_by_hand():
     mod = lambda text: policy.reply("trendsim.moderate", agents.moderation_message(zh, text)[0]["content"], cfg)  # noqa: E731
     assert mod("真相被隐瞒了") == "1" and mod("真相如何？") == "0" and mod("支持！") == "0"
     assert RulePolicyBackend().name != RulePolicyBackend(recovery=0.2).name  # runs of other rules are not reused
+
+
+def test_page_tone_from_a_hand_written_trace(tmp_path):
+    import json
+
+    from humanai_jax.methods.trendsim.rules import page_tone
+
+    def call(view, response, tag="trendsim.user.perceive"):
+        return {"type": "llm_call", "agent": tag, "messages": [{"role": "user", "content": view}],
+                "response": [response]}
+
+    lines = [call("【正文】x\n【热门评论】\n[0] a", "读完感觉：共4条内容，正面1条，负面3条，带敌意或质疑2条。"),
+             call("【正文】x\n【热门评论】\n-", "读完感觉：共2条内容，正面1条，负面0条，带敌意或质疑0条。"),
+             call("【标题】x", "读完感觉：共9条内容，正面0条，负面9条，带敌意或质疑9条。"),  # Entry view: not Main
+             call("【热门评论】", "共1条内容，正面0条，负面1条，带敌意或质疑1条", tag="trendsim.user.decide.Main"),
+             {"type": "event", "name": "perceive", "data": {"tag": "trendsim.user.perceive"}}]
+    path = tmp_path / "traces.jsonl"
+    path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    tone = page_tone(str(path))
+    # Main pages: (3 - 1) / 4 = 0.5 and (0 - 1) / 2 = -0.5 -> 0; hostile 2/4 and 0/2 -> 0.25
+    assert tone == {"main_page_negativity": 0.0, "main_page_hostility": 0.25, "main_page_perceptions": 2}
+    path.write_text(json.dumps(call("【热门评论】", "随便说说"), ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="traces.jsonl:1"):
+        page_tone(str(path))

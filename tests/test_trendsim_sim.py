@@ -143,9 +143,10 @@ def _strip(events):
     return [{k: v for k, v in e.items() if k != "run_id"} for e in events]
 
 
-def test_checkpoint_resume_reproduces_the_uninterrupted_run(fixture_data, tmp_path):
+@pytest.mark.parametrize("feed", ["hot", "persona"])
+def test_checkpoint_resume_reproduces_the_uninterrupted_run(fixture_data, tmp_path, feed):
     post, users = _load(fixture_data)
-    cfg = _rule_cfg(checkpoint_every=3)
+    cfg = _rule_cfg(checkpoint_every=3, feed=feed)
     Simulator(cfg, post, users, RulePolicyBackend(seed=3), str(tmp_path / "full")).run()
     part = Simulator(cfg, post, users, RulePolicyBackend(seed=3), str(tmp_path / "cut")).run(max_ticks=7)
     assert part == {"finished": False, "tick": 7}
@@ -154,7 +155,7 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(fixture_data, tmp_pa
     Simulator(cfg, post, users, RulePolicyBackend(seed=3), str(tmp_path / "cut"), resume=True).run()
     assert _strip(_events(tmp_path / "cut")) == _strip(_events(tmp_path / "full"))
     with pytest.raises(ValueError, match="another config"):
-        Simulator(_rule_cfg(checkpoint_every=3, max_step=1), post, users, RulePolicyBackend(seed=3),
+        Simulator(_rule_cfg(checkpoint_every=3, max_step=1, feed=feed), post, users, RulePolicyBackend(seed=3),
                   str(tmp_path / "cut"), resume=True)
 
 
@@ -216,6 +217,7 @@ def test_experiment_end_to_end(fixture_data, tmp_path):
     row = out["sweep"]["share_30"]
     assert row["dE"]["n"] == 2 and len(row["dE"]["per_seed"]) == 2
     assert set(out["moderation"]) == {"none", "split_0"}
+    assert row["main_page_negativity"]["n"] == 2 and -1 <= row["main_page_negativity"]["mean"] <= 1
     assert out["moderation"]["none"]["dE"] == row["dE"]  # the same config twice gives the same number
     assert (tmp_path / "exp" / "plots" / "E_t.png").exists() and (tmp_path / "exp" / "results.json").exists()
     again = run_experiment(c, str(tmp_path / "exp"))  # finished runs are reused
@@ -225,6 +227,15 @@ def test_experiment_end_to_end(fixture_data, tmp_path):
     re = metrics.main(["--trace", str(runs / "s1_share30" / "traces.jsonl"),
                        "--clean", str(runs / "s1_clean" / "traces.jsonl")])
     assert re["compare"]["dE"] == pytest.approx(row["dE"]["per_seed"][1])
+    # ... and through the project-wide entry point, which fails when results.json disagrees with the trace
+    from experiments import replay_metrics
+
+    trace = str(runs / "s0_share30_split0" / "traces.jsonl")
+    assert replay_metrics.main(["--trace", trace]) == 0
+    results = json.loads((tmp_path / "exp" / "results.json").read_text(encoding="utf-8"))
+    results["runs"]["s0_share30_split0"]["engagement"]["views"] += 1
+    (tmp_path / "exp" / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    assert replay_metrics.main(["--trace", trace]) == 1
     c.sim.max_step = 2  # a finished run of another config is never silently reused
     with pytest.raises(ValueError, match="another configuration"):
         run_experiment(c, str(tmp_path / "exp"))
@@ -259,3 +270,36 @@ def test_english_prompts_with_the_rule_policy(fixture_data, tmp_path):
                 if '"trendsim.user.perceive"' in line]
     assert perceive and all("You are reading the following" in c["messages"][0]["content"] for c in perceive)
     assert all(c["response"][0].startswith("Impression: ") for c in perceive)
+
+
+def test_persona_feed_orders_the_page_and_resolves_opened_positions(fixture_data, tmp_path):
+    from humanai_jax.methods.trendsim.feed import bigrams, cosine, feed_order
+
+    # hand values: persona bigrams 关注 注社 社会 会新 新闻 闻性 性格 格直 直爽 (9, punctuation dropped)
+    persona = PERSONAS[0]
+    assert cosine(bigrams(persona), bigrams("社会新闻")) == pytest.approx(3 / (9 * 3) ** 0.5)
+    assert cosine(bigrams(persona), bigrams("股市大涨")) == 0.0
+    post, users = _load(fixture_data)
+    opened = {}
+    for feed in ("hot", "persona"):
+        script = ScriptedBackend([
+            ("trendsim.user.decide.Entry", None, ["0"]), ("trendsim.user.decide.Main", None, ["4", "5"]),
+            ("trendsim.user.act.open_comment", None, ["0"]), ("trendsim.user.decide.Comment", None, ["2"]),
+            *_reflect_rules()])
+        sim = Simulator(SimConfig(max_step=20, moderation=False, feed=feed, **ONE_VISIT), post, users, script,
+                        str(tmp_path / feed))
+        top = sim.media.add_comment(99, "T", "股市大涨", 0)
+        sim.media.add_comment(98, "normal", "今天天气好", 0)
+        match = sim.media.add_comment(97, "normal", "社会新闻要多关注", 0)
+        sim.media.like_comment(top)
+        assert feed_order(sim.media, feed, persona) == ([top, 1, match] if feed == "hot" else [match, top, 1])
+        sim.run()
+        script.close()
+        views = [c.messages[0]["content"] for c in script.calls if c.tag == "trendsim.user.perceive"]
+        opened[feed] = _events(tmp_path / feed, "open_comment")[0]["data"]["cid"]
+        first = "股市大涨" if feed == "hot" else "社会新闻要多关注"
+        assert f"[0] {first}" in views[1] and first in views[2]  # the Main page, then the opened comment
+    assert opened == {"hot": top, "persona": match}
+    assert "feed" not in SimConfig().to_json() and SimConfig(feed="persona").to_json()["feed"] == "persona"
+    with pytest.raises(ValueError, match="feed"):
+        SimConfig(feed="sad")

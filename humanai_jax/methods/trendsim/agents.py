@@ -38,9 +38,11 @@ def entry_view(lib: PromptLibrary, post: Post) -> str:
     return lib.render("view_entry", title=post.title, brief=post.brief_intro)
 
 
-def main_view(lib: PromptLibrary, post: Post, media: SocialMedia, page: int, page_size: int) -> tuple[str, list[int]]:
-    """(view text, cids shown). Comments are listed as `[position] text`; `-` when the page is empty."""
-    shown = media.page(page, page_size)
+def main_view(lib: PromptLibrary, post: Post, media: SocialMedia, page: int, page_size: int,
+              order: list[int] | None = None) -> tuple[str, list[int]]:
+    """(view text, cids shown). Comments are listed as `[position] text` (position in `order`, default the hot
+    list); `-` when the page is empty."""
+    shown = media.page(page, page_size, order)
     lines = "\n".join(f"[{pos}] {media.comments[cid].text}" for pos, cid in shown) or "-"
     return lib.render("view_main", content=post.content, comments=lines), [cid for _, cid in shown]
 

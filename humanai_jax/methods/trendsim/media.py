@@ -52,14 +52,16 @@ class SocialMedia:
     def add_reply(self, cid: int, aid: int, author_type: str, text: str, time: int) -> None:
         self.comments[cid].replies.append({"aid": aid, "author_type": author_type, "text": text, "time": time})
 
-    def comment_at(self, position: int) -> int | None:
-        """The cid shown at hot-list position `position`, or None when out of range."""
-        return self.hot[position] if 0 <= position < len(self.hot) else None
+    def comment_at(self, position: int, order: list[int] | None = None) -> int | None:
+        """The cid shown at `position` of `order` (default: the hot list), or None when out of range."""
+        order = self.hot if order is None else order
+        return order[position] if 0 <= position < len(order) else None
 
-    def page(self, page: int, page_size: int) -> list[tuple[int, int]]:
-        """[(position, cid)] of one page of the hot list (empty past the end)."""
+    def page(self, page: int, page_size: int, order: list[int] | None = None) -> list[tuple[int, int]]:
+        """[(position, cid)] of one page of `order` (default: the hot list; empty past the end)."""
+        order = self.hot if order is None else order
         lo = page * page_size
-        return [(p, self.hot[p]) for p in range(lo, min(lo + page_size, len(self.hot)))]
+        return [(p, order[p]) for p in range(lo, min(lo + page_size, len(order)))]
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)

@@ -98,8 +98,11 @@ def curves(events: list[dict], window_s: int) -> dict:
 
 
 def exposure(events: list[dict]) -> dict:
-    """Attacker share of the comments on normal users' Main views, and in the final hot list."""
-    shares, any_att, n_views = [], 0, 0
+    """Attacker share of the comments on normal users' Main views (any page they open; mostly page 0), the
+    dose `attacker_comments_read_per_user` (attacker comments on those views / normal users: unlike a share it
+    keeps growing once a page is full of attackers, if users read more pages or bigger ones), and the attacker
+    share of the final hot list and of its first page (`page_size` of the run's config)."""
+    shares, any_att, n_views, n_read = [], 0, 0, 0
     for e in _by_name(events, "main_view"):
         if e["data"]["type"] != "normal":
             continue
@@ -107,16 +110,18 @@ def exposure(events: list[dict]) -> dict:
         types = e["data"]["types"]
         att = sum(t != "normal" for t in types)
         any_att += att > 0
+        n_read += att
         if types:
             shares.append(att / len(types))
     out = {"main_views": n_views, "first_page_attacker_share": float(np.mean(shares)) if shares else None,
-           "views_with_attacker_comment": _ratio(any_att, n_views)}
+           "views_with_attacker_comment": _ratio(any_att, n_views),
+           "attacker_comments_read_per_user": _ratio(n_read, len(normal_agents(events)))}
     final = _by_name(events, "final")
     if final:
         media = final[-1]["data"]["final_social_media"]
         types = {c["cid"]: c["author_type"] for c in media["comments"]}
         hot = [types[c] for c in media["hot"]]
-        page = hot[:4]
+        page = hot[:int(run_info(events)["config"].get("page_size", 4))]
         att_pos = [i for i, t in enumerate(hot) if t != "normal"]
         out.update(final_hot_attacker_share=_ratio(len(att_pos), len(hot)),
                    final_first_page_attacker_share=_ratio(sum(t != "normal" for t in page), len(page)),

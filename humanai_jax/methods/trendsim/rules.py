@@ -56,6 +56,34 @@ def lexicon_counts(text: str, lexicon: dict[str, list[str]]) -> dict[str, int]:
     return {cat: sum(lowered.count(w.lower()) for w in words) for cat, words in lexicon.items()}
 
 
+MAIN_HEADER = {"zh": "【热门评论】", "en": "[Top comments]"}  # only Main views list comments under this header
+
+
+def page_tone(trace_path: str, lang: str = "zh") -> dict:
+    """Tone of the Main pages normal users perceived, read back from a rule-policy run's trace: the mean over
+    `trendsim.user.perceive` calls on Main views (only normal users perceive) of `(neg - pos) / texts` and
+    `hostile / texts`, from the policy's impression "k texts, p positive, n negative, h hostile" (the quantities
+    its reflection rules act on). None when there is no such call; a perception in another format raises."""
+    pattern = re.compile(load_rules()[lang]["impression_pattern"])
+    negativity, hostility = [], []
+    with open(trace_path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if '"trendsim.user.perceive"' not in line:
+                continue
+            call = json.loads(line)
+            if call.get("type") != "llm_call" or MAIN_HEADER[lang] not in call["messages"][-1]["content"]:
+                continue
+            m = pattern.search(call["response"][0] if call["response"] else "")
+            if not m:
+                raise ValueError(f"{trace_path}:{lineno}: perception is not a rule-policy impression")
+            total, pos, neg, hostile = (int(x) for x in m.groups())
+            negativity.append((neg - pos) / max(total, 1))
+            hostility.append(hostile / max(total, 1))
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    return {"main_page_negativity": mean(negativity), "main_page_hostility": mean(hostility),
+            "main_page_perceptions": len(negativity)}
+
+
 def mood_of(value: float) -> str:
     return "neg" if value < 0.4 else ("pos" if value > 0.6 else "neu")
 

@@ -34,6 +34,7 @@ from humanai_jax.agents import BackendError, ChatBackend, GenConfig
 from humanai_jax.experiment import write_json
 from humanai_jax.methods.trendsim import agents as A, parsing, timing
 from humanai_jax.methods.trendsim.data import Post, UserProfile
+from humanai_jax.methods.trendsim.feed import FEEDS, feed_order
 from humanai_jax.methods.trendsim.media import SocialMedia
 
 TYPE_CODE = {"normal": 0, "S": 1, "T": 2, "F": 3}
@@ -67,6 +68,7 @@ class SimConfig:
     checkpoint_every: int = 50
     max_errors: int = 0
     trace_calls: bool = True
+    feed: str = "hot"  # hot (reference) | persona (content-based recommender, feed.py)
 
     def __post_init__(self):
         if len(self.population) != 4 or min(self.population) < 0 or self.population[0] < 1:
@@ -74,7 +76,8 @@ class SimConfig:
         if not 0.0 <= self.split_time <= 1.0:
             raise ValueError(f"split_time must be in [0, 1], got {self.split_time}")
         for field, valid in (("schedule_mode", ("reference", "from_now")), ("sampler", ("reference", "continuous")),
-                             ("decision_mode", parsing.MODES), ("index_mode", parsing.MODES), ("lang", A.LANGS)):
+                             ("decision_mode", parsing.MODES), ("index_mode", parsing.MODES), ("lang", A.LANGS),
+                             ("feed", FEEDS)):
             if getattr(self, field) not in valid:
                 raise ValueError(f"SimConfig.{field} must be one of {valid}, got {getattr(self, field)!r}")
         if self.max_step < 0 or self.epoch_num < 1 or self.window_s < 10 or self.batch_window_s < 0:
@@ -83,6 +86,8 @@ class SimConfig:
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["population"] = list(self.population)
+        if d["feed"] == "hot":  # the reference feed is left out, so runs written before the flag stay reusable
+            del d["feed"]
         return d
 
 
@@ -296,7 +301,10 @@ class Simulator:
         if v["page_state"] == parsing.ENTRY:
             v["view"], v["shown"] = A.entry_view(self.lib, self.post), []
         elif v["page_state"] == parsing.MAIN:
-            v["view"], v["shown"] = A.main_view(self.lib, self.post, self.media, v["page"], self.cfg.page_size)
+            if self.cfg.feed != "hot":  # kept in the visit: an opened position resolves to what was shown
+                v["order"] = feed_order(self.media, self.cfg.feed, f"{agent['persona']} {agent['memory']}")
+            v["view"], v["shown"] = A.main_view(self.lib, self.post, self.media, v["page"], self.cfg.page_size,
+                                                v.get("order"))
             self._event("main_view", now, aid=v["aid"], type=agent["type"], page=v["page"], cids=v["shown"],
                         types=[self.media.comments[c].author_type for c in v["shown"]])
         else:
@@ -366,7 +374,7 @@ class Simulator:
         action = v["action"]
         if action == "open_comment":
             pos, status = parsing.parse_index(raw, self.cfg.index_mode)
-            v["cid"] = self.media.comment_at(pos)
+            v["cid"] = self.media.comment_at(pos, v.get("order"))
             v["page_state"] = parsing.COMMENT
             self._event("open_comment", now, aid=v["aid"], raw=raw, position=pos, status=status, cid=v["cid"])
             v["phase"] = "reflect"

@@ -1,6 +1,7 @@
 r"""Scalable oversight (experiments/oversight.py; docs/oversight.md; ../shared/specs/oversight.md).
 
-COMMAND (default: weak-to-strong on toy_latent, 3 seeds, CPU, about a minute):
+COMMAND (default: weak-to-strong on toy_latent, 3 seeds, CPU, ~6 min under load; the transfer losses'
+epochs and aux weight chosen on validation, w2s.grid):
   python -m experiments.run --config configs/oversight.py:w2s_toy --workdir runs/oversight_w2s_toy
 
 Variants (first word; `key=value` pairs after a comma override the variant args below):
@@ -15,7 +16,8 @@ Variants (first word; `key=value` pairs after a comma override the variant args 
   sandwich          sandwiching on MotiveBench items over a ChatBackend (default scripted)
 Variant args: seeds=3 (number of seeds 0..n-1), weak_hf="", strong_hf="", limit=0 (debate/sandwich items).
 
-Any field can be overridden: --config.w2s.transfer_losses.logconf.aux_coef=0.75 --config.data.toy.n_train=8000
+Any field can be overridden: --config.w2s.grid.logconf.aux_coef="(0.5,)" --config.data.toy.n_train=8000
+(a one-value grid fixes a hyper-parameter; --config.w2s.select_on=weak chooses without ground truth)
 """
 
 import ml_collections
@@ -88,6 +90,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             logconf_linear=dict(loss="logconf", aux_coef=0.5, warmup_frac=0.1, warmup="linear"),
             product=dict(loss="product", alpha=1.0, beta=1.0),
         ),
+        # Hyper-parameters chosen on validation (mean val accuracy over seeds; test scored for the choice only).
+        # {loss label: {key: values}}, keys = the loss's hyper-parameters or "epochs" (transfer epochs).
+        # Every loss gets the same epochs grid; the confidence losses also their weight (spec default 0.5).
+        grid=dict(
+            xent=dict(epochs=(2, 4, 8, 16)),
+            logconf=dict(aux_coef=(0.1, 0.25, 0.5, 0.75), epochs=(2, 4, 8, 16)),
+            logconf_linear=dict(aux_coef=(0.1, 0.25, 0.5, 0.75), epochs=(2, 4, 8, 16)),
+            product=dict(epochs=(2, 4, 8, 16)),
+        ),
+        select_on="gt",  # gt: val ground truth | weak: the weak model's labels on val (no ground truth at all)
     ))
     # toy_latent models (protocol w2s with data.name=toy_latent)
     c.weak = ml_collections.ConfigDict(dict(kind="toy_mlp", hidden=16))
@@ -107,6 +119,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.strong = _lm(128, 4, 4, 384, 600, "generated+domain", args.strong_hf)
         c.strong.kind = "backbone"
         c.weak.optim.lr = c.strong.optim.lr = 3e-4
+        # a smaller grid: each candidate is a backbone fine-tune (CPU: minutes each)
+        c.w2s.grid = dict(xent=dict(epochs=(2, 4)), logconf=dict(aux_coef=(0.25, 0.5, 0.75)),
+                          logconf_linear=dict(aux_coef=(0.25, 0.5, 0.75)), product=dict(epochs=(2, 4)))
 
     # debate / sandwiching over chat backends (scripted by default: plumbing checks, not claims)
     c.dialogue = ml_collections.ConfigDict(dict(

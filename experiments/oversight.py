@@ -4,7 +4,8 @@ r"""Scalable oversight: `run(config, workdir) -> results` (configs/oversight.py;
 
 protocol "w2s": data set -> weak and strong classifiers -> per seed: weak, strong ceiling, weak-to-strong per
 transfer loss (humanai_jax/methods/oversight/w2s.py) -> results.json {acc_weak, acc_strong, acc_w2s.<loss>,
-pgr.<loss>} as {mean, std, median, per_seed, n}, the same under `val.` (hyper-parameters are chosen there),
+pgr.<loss>} as {mean, std, median, per_seed, n}, the same under `val.`, the transfer losses' hyper-parameters
+chosen on validation (`selected.<loss>`, `val_grid.<loss>`; test is scored for the chosen candidate only),
 and per-seed records in WORKDIR/per_seed.jsonl.
 protocols "debate" / "sandwich": MotiveBench items over chat backends (methods/oversight/{debate,sandwich}.py).
 """
@@ -50,20 +51,20 @@ def run_w2s(config, workdir: str) -> dict:
         from humanai_jax.methods.oversight import lm_models
 
         weak, strong, train, test, info = lm_models.build_pair(config, data, workdir, log=_print)
-    per_seed = []
-    for seed in config.seeds:
-        per_seed.append(w2s.run_seed(
-            os.path.join(workdir, f"seed{seed}"), weak, strong, train, test, seed=seed,
-            transfer_losses={k: v.to_dict() for k, v in config.w2s.transfer_losses.items()},
-            n_val=config.w2s.n_val, gt_epochs=config.w2s.gt_epochs, transfer_epochs=config.w2s.transfer_epochs,
-            batch_size=config.w2s.batch_size, weak_optim=config.weak.optim, strong_optim=config.strong.optim,
-            resume=config.w2s.resume, log=_print))
+    per_seed, selection = w2s.run_protocol(
+        workdir, weak, strong, train, test, seeds=config.seeds,
+        transfer_losses={k: v.to_dict() for k, v in config.w2s.transfer_losses.items()},
+        grid={k: v.to_dict() for k, v in config.w2s.grid.items()}, select_on=config.w2s.select_on,
+        n_val=config.w2s.n_val, gt_epochs=config.w2s.gt_epochs, transfer_epochs=config.w2s.transfer_epochs,
+        batch_size=config.w2s.batch_size, weak_optim=config.weak.optim, strong_optim=config.strong.optim,
+        resume=config.w2s.resume, log=_print)
     if jax.process_index() == 0:
         write_jsonl(os.path.join(workdir, "per_seed.jsonl"), [experiment.to_jsonable(r) for r in per_seed])
     majority = int(train.labels.mean() >= 0.5)  # the simplest baseline: the train split's majority class
     results = {"data": data.name, "n_train": len(train), "n_test": len(test), "seeds": list(config.seeds),
                "class1_share_test": float(test.labels.mean()),
-               "acc_majority_baseline": float(np.mean(test.labels == majority)), **info, **w2s.aggregate(per_seed)}
+               "acc_majority_baseline": float(np.mean(test.labels == majority)), **info, **selection,
+               **w2s.aggregate(per_seed)}
     _print(_summary_table(results))
     return results
 

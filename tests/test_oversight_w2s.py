@@ -115,7 +115,11 @@ def test_linear_probe_trains_only_the_head(tiny_backbone):
 
 # ------------------------------------------------------------------------------------------ protocol
 def test_w2s_toy_end_to_end(tmp_path):
-    """The whole protocol with the shared Trainer on a small toy_latent: ceiling above weak, PGR defined."""
+    """The whole protocol with the shared Trainer on a small toy_latent: ceiling above weak, PGR defined, and the
+    xent epochs chosen on validation without ground truth (select_on="weak": agreement with the weak model's
+    argmax on the val rows). Checked against the weak and the chosen model restored from their own runs: the
+    selection score, the reported val accuracy (ground truth) and the reported test accuracy are the chosen
+    candidate's, never another's."""
     import configs.oversight as cfg_mod
     from experiments import oversight
 
@@ -123,6 +127,8 @@ def test_w2s_toy_end_to_end(tmp_path):
     c.data.toy.update(n_train=3000, n_test=600, noise_features=32)
     c.w2s.n_val = 300
     c.w2s.transfer_losses = {"xent": {"loss": "xent"}, "logconf": c.w2s.transfer_losses.logconf.to_dict()}
+    c.w2s.grid = {"xent": {"epochs": (1, 3)}}
+    c.w2s.select_on = "weak"
     r = oversight.run(c, str(tmp_path))
     for key in ("acc_weak", "acc_strong", "acc_w2s.xent", "acc_w2s.logconf", "pgr.xent", "val.pgr.logconf"):
         assert set(r[key]) >= {"mean", "std", "per_seed"} and len(r[key]["per_seed"]) == 1
@@ -132,6 +138,53 @@ def test_w2s_toy_end_to_end(tmp_path):
     rec = json.loads((tmp_path / "per_seed.jsonl").read_text().splitlines()[0])
     assert rec["pgr.xent"] == pytest.approx((rec["acc_w2s.xent"] - rec["acc_weak"]) /
                                             (rec["acc_strong"] - rec["acc_weak"]))
+    grid = r["val_grid.xent"]
+    assert [g["hparams"] for g in grid] == [{"epochs": 1}, {"epochs": 3}] and r["selected.logconf"] == {}
+    best = max(range(2), key=lambda j: (grid[j]["val_acc_mean"], -j))
+    assert r["selected.xent"] == grid[best]["hparams"]
+
+    d = data_lib.toy_latent(**c.data.toy.to_dict(), seed=c.data.seed)
+    val, t1, t2 = w2s.split_train(len(d.train), 300, 0)
+    rows = lambda idx: {k: v[idx] for k, v in d.train.arrays.items()}  # noqa: E731
+    resume = lambda name, model, idx, targets, epochs, opt: w2s.fit_classifier(  # noqa: E731
+        str(tmp_path / "seed0" / name), model, rows(idx), targets, losses.xent, epochs=epochs, batch_size=32,
+        optim_cfg=opt, seed=0)  # a finished run with the same fingerprint is restored, not trained
+    weak = models.MLP(n_in=d.train.arrays["weak_x"].shape[1], n_hidden=c.weak.hidden)
+    weak_params, _ = resume("weak", weak, t1, w2s.one_hot(d.train.labels[t1]), 2, c.weak.optim)
+    weak_labels = w2s.predict_proba(weak, weak_params, rows(t2)).astype(np.float32)
+    weak_val = np.argmax(w2s.predict_proba(weak, weak_params, rows(val)), axis=-1)
+    strong = models.LinearHead(n_features=d.train.arrays["features"].shape[1])
+    epochs = r["selected.xent"]["epochs"]
+    params, summary = resume(f"w2s_xent/epochs-{epochs}", strong, t2, weak_labels, epochs, c.strong.optim)
+    assert summary["start_step"] == summary["final_step"]
+    val_probs = w2s.predict_proba(strong, params, rows(val))
+    assert grid[best]["val_acc_mean"] == w2s.accuracy(val_probs, weak_val)  # scored against the weak labels
+    assert rec["val.acc_w2s.xent"] == w2s.accuracy(val_probs, d.train.labels[val])  # reported against ground truth
+    assert rec["acc_w2s.xent"] == w2s.accuracy(w2s.predict_proba(strong, params, d.test.arrays), d.test.labels)
+
+
+def test_hyper_grid_and_selection_on_validation():
+    cands = w2s.hyper_grid({"loss": "logconf", "aux_coef": 0.5}, {"aux_coef": [0.25, 0.75], "epochs": (1, 2)}, 2)
+    assert [(c["aux_coef"], c["epochs"]) for c in cands] == [(0.25, 1), (0.25, 2), (0.75, 1), (0.75, 2)]
+    assert w2s.candidate_name(cands[1], ["aux_coef", "epochs"]) == "aux_coef-0.25_epochs-2"
+    assert w2s.hyper_grid({"loss": "xent"}, None, 2) == [{"loss": "xent", "epochs": 2}]
+    # mean over seeds: [0.7, 0.8, 0.8] -> the tie between candidates 1 and 2 goes to the earlier one
+    assert w2s.select_on_validation([[0.6, 0.9, 0.7], [0.8, 0.7, 0.9]]) == 1
+    with pytest.raises(ValueError, match="n_val"):
+        w2s.select_on_validation([[0.6, float("nan")]])
+    with pytest.raises(ValueError, match="unknown"):
+        w2s.hyper_grid({"loss": "xent"}, {"aux_coef": (0.5,)}, 2)
+    with pytest.raises(ValueError, match="positive integer"):
+        w2s.hyper_grid({"loss": "xent"}, {"epochs": (0,)}, 2)
+    with pytest.raises(ValueError, match="non-empty list"):
+        w2s.hyper_grid({"loss": "xent"}, {"epochs": ()}, 2)
+    d = data_lib.toy_latent(n_train=100, n_test=10, noise_features=4)
+    kw = dict(seeds=(0,), transfer_losses={"xent": {"loss": "xent"}}, n_val=10, gt_epochs=1, transfer_epochs=1,
+              batch_size=32, weak_optim=None, strong_optim=None)  # both errors come before any training
+    with pytest.raises(ValueError, match="select_on"):
+        w2s.run_protocol("/nonexistent", None, None, d.train, d.test, select_on="test", **kw)
+    with pytest.raises(ValueError, match="not in w2s.transfer_losses"):
+        w2s.run_protocol("/nonexistent", None, None, d.train, d.test, grid={"logconf": {"aux_coef": (.5,)}}, **kw)
 
 
 def test_hf_datasets_loader_reads_local_files_and_names_bad_rows(tmp_path):
@@ -168,3 +221,4 @@ def test_rerun_in_the_same_workdir_resumes_to_the_same_numbers(tmp_path):
     assert w2s.loss_identity(losses.get_loss("logconf", aux_coef=0.5)) == "logconf[('aux_coef', 0.5)]"
     with pytest.raises(ResumeMismatchError, match="loss"):
         fit(losses.get_loss("logconf", aux_coef=0.75))
+

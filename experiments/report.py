@@ -53,7 +53,8 @@ class ReportError(Exception):
 class Metric:
     """One column: the value at `key` of results.json (a top-level key, or a dotted path into nested dicts).
 
-    fmt: "pct" (a fraction shown in %), "float" (`digits` decimals), "int", "sci".
+    fmt: "pct" (a fraction shown in %), "float" (`digits` decimals), "int", "sci", "setting" (a chosen
+    setting such as {"epochs": 16}, shown as `epochs 16`; distinct settings across runs joined with " / ").
     count_key: the results key holding the number of trials behind a "pct" value; then each run carries
     k = round(value * n) successes and the cell adds an exact 95% CI over the pooled counts.
     """
@@ -185,6 +186,9 @@ TABLES: dict[str, Table] = {
         Metric("w2s xent", "acc_w2s.xent"), Metric("w2s logconf", "acc_w2s.logconf"),
         Metric("w2s product", "acc_w2s.product"),
         Metric("PGR xent", "pgr.xent"), Metric("PGR logconf", "pgr.logconf"), Metric("PGR product", "pgr.product"),
+        Metric("majority class", "acc_majority_baseline"),
+        Metric("xent setting (chosen on val)", "selected.xent", "setting"),
+        Metric("logconf setting (chosen on val)", "selected.logconf", "setting"),
         WALL,
     ), "Weak-to-strong (`configs/oversight.py`)"),
 }
@@ -305,10 +309,25 @@ def seed_values(value: Any) -> list[float]:
     return [] if x is None else [x]
 
 
+def setting_cell(runs: list[Run], metric: Metric) -> str:
+    """The distinct values of a chosen setting ({name: value} or a scalar) across the runs."""
+    shown = []
+    for run in runs:
+        value = lookup(run.results, metric.key)
+        if value is None:
+            continue
+        text = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+        if text not in shown:
+            shown.append(text)
+    return " / ".join(shown) or "—"
+
+
 def cell(runs: list[Run], metric: Metric) -> str:
     """mean ± std (n seeds) over the runs that have the metric; with counts, the pooled exact 95% CI.
 
     Seeds come from separate runs or from one run's `{mean, std, per_seed}` value (both pooled)."""
+    if metric.fmt == "setting":
+        return setting_cell(runs, metric)
     if any(isinstance(lookup(run.results, metric.key), dict) for run in runs):
         xs = [x for run in runs for x in seed_values(lookup(run.results, metric.key))]
         if not xs:

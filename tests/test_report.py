@@ -225,3 +225,11 @@ def test_run_experiment_writes_the_stamp(tmp_path, monkeypatch):
     # and the report reads it back
     (row,) = report.load_runs([tmp_path])
     assert (row.experiment, row.variant, row.seed_label) == ("_fake_report_experiment", "v", "5")
+
+
+def test_setting_cells_show_the_chosen_settings():
+    run = lambda sel: report.Run(pathlib.Path("x"), "oversight", "w2s_toy", {"selected.xent": sel}, {})  # noqa: E731
+    metric = report.Metric("xent setting", "selected.xent", "setting")
+    assert report.cell([run({"epochs": 16}), run({"epochs": 16})], metric) == "epochs 16"
+    assert report.cell([run({"epochs": 16, "aux": 0.1}), run({"epochs": 8})], metric) == "epochs 16, aux 0.1 / epochs 8"
+    assert report.cell([report.Run(pathlib.Path("x"), "o", "v", {}, {})], metric) == "—"

@@ -84,3 +84,23 @@ def run(config, workdir: str) -> dict:
 
         return dialogue_runs.run(config, workdir, _shared_dir(config), log=_print)
     raise ValueError(f"config.protocol must be w2s, debate or sandwich, got {config.protocol!r}")
+
+
+def replay_metrics(trace_path: str) -> dict:
+    """`experiments.replay_metrics` hook for the debate and sandwiching runs: their metrics recomputed from the
+    judgment / answer events of traces.jsonl alone, with the run's bootstrap settings (DIR/config.json)."""
+    import json
+
+    from humanai_jax.methods.oversight import debate, sandwich
+    from humanai_jax.methods.oversight.traces import read_events
+
+    run_dir = os.path.dirname(os.path.abspath(trace_path))
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    protocol, d = config["protocol"], config["dialogue"]
+    if protocol not in ("debate", "sandwich"):
+        raise ValueError(f"{trace_path}: replay covers the debate and sandwich protocols, not {protocol!r}")
+    module, event = (debate, "judgment") if protocol == "debate" else (sandwich, "answer")
+    metrics = module.metrics_from_events(read_events(trace_path, event), n_resamples=d["n_resamples"],
+                                         seed=config["seed"])
+    return {"metrics": metrics, "results": os.path.join(run_dir, "results.json"), "key": ""}

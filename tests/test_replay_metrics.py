@@ -64,3 +64,15 @@ def test_namegen_run_replays_from_its_trace(tmp_path, capsys):
         pytest.fail("no CRC judge call in the trace")
     trace.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert replay_metrics.main(["--trace", str(trace)]) == 1
+
+
+@pytest.mark.parametrize("protocol", ["debate", "sandwich"])
+def test_oversight_dialogue_runs_replay_from_their_traces(tmp_path, capsys, protocol):
+    from configs.oversight import get_config
+    from experiments.run import run_experiment
+
+    config = get_config(protocol)
+    config.dialogue.limit = 12
+    run_experiment(config, str(tmp_path))
+    assert replay_metrics.main(["--trace", str(tmp_path / "traces.jsonl")]) == 0
+    assert " 0 differ" in capsys.readouterr().out

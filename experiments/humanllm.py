@@ -31,9 +31,14 @@ from humanai_jax import experiment
 from humanai_jax.agents import GenConfig
 from humanai_jax.agents.jax_backend import JaxChatBackend
 from humanai_jax.backbone.params import init_params, param_logical_axes
-from humanai_jax.eval import stats
-from humanai_jax.methods.humanllm import baselines, evaluation, movielens, sft, synthetic, tasks, tokenize
-from humanai_jax.methods.humanllm.readers import iter_jsonl
+from humanai_jax.methods.humanllm import (
+    evaluation,
+    item_selection as IS,
+    sft,
+    sft_data as D,
+    synthetic,
+    tokenize,
+)
 from humanai_jax.train import optim, runtime as loop, state as state_lib
 from humanai_jax.train.trainer import CheckpointConfig, Trainer, TrainerConfig, TrainTask
 
@@ -42,171 +47,6 @@ def _print(*args):
     if jax.process_index() == 0:
         print(*args, flush=True)
 
-
-# ============================================================================ data
-def synthetic_samples(d) -> tuple[list[dict], list[dict], dict]:
-    """Synthetic Amazon-like users -> item selection + persona2profile samples, split by user."""
-    catalog, genre_of = synthetic.make_catalog(d.n_genres, d.items_per_genre)
-    users, logs = synthetic.make_users(d.n_users, catalog, genre_of, seed=d.seed)
-    samples = tasks.build_item_selection(users, logs, "Synthetic", catalog, seed=d.seed)
-    samples += tasks.build_persona2profile(users, "amazon", prefix="amazon.Synthetic", seed=d.seed)
-    caps = {"item_selection": d.n_users, "persona2profile": max(1, int(round(d.profile_frac * d.n_users)))}
-    return tasks.split_all(samples, caps=caps, seed=d.seed)
-
-
-def load_samples(config, workdir: str) -> tuple[list[dict], list[dict], dict]:
-    d = config.data
-    if d.source == "synthetic":
-        train, test, report = synthetic_samples(d)
-    elif d.source == "files":
-        train = [r for _, r in iter_jsonl(d.train_path)]
-        test = [r for _, r in iter_jsonl(d.test_path)]
-        report = {}
-        for name, rows in (("train", train), ("test", test)):
-            bad = [i for i, r in enumerate(rows, 1) if "messages" not in r or "source" not in r]
-            if bad:
-                raise ValueError(f"data.{name}_path line {bad[0]}: every sample needs 'messages' and 'source'")
-    else:
-        raise ValueError(f"data.source must be 'movielens', 'synthetic' or 'files', got {d.source!r}")
-    tasks.write_samples(os.path.join(workdir, "data", "train.jsonl"), train)
-    tasks.write_samples(os.path.join(workdir, "data", "test.jsonl"), test)
-    return train, test, report
-
-
-def build_tokenizer(config, workdir: str, samples: list[dict]):
-    from humanai_jax.data.tokenizer import load_tokenizer
-
-    path = config.data.tokenizer or config.model.hf_path
-    if path:
-        tok = load_tokenizer(path)
-        if not tok.chat_template:
-            raise ValueError(f"tokenizer at {path} has no chat_template")
-        return tok
-    tok_dir = os.path.join(workdir, "tokenizer")
-    if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-        return load_tokenizer(tok_dir)
-    texts = [m["content"] for s in samples for m in s["messages"]]
-    return tokenize.train_chat_tokenizer(texts, config.data.vocab_size, tok_dir)
-
-
-def packed_rows(encoded, sources, config, n_rows: int, seed: int) -> tokenize.PackedBatch:
-    """`n_rows` packed rows drawn in task-balanced order (weights ∝ count^mix_temperature)."""
-    t = config.train
-    counts = {}
-    for s in sources:
-        counts[s] = counts.get(s, 0) + 1
-    weights = tokenize.mixture_weights(counts, t.mix_temperature)
-    n = n_rows  # every row holds >= 1 sample; draw more (doubling) until the rows are filled
-    while True:
-        order = tokenize.mixed_order(sources, weights, n, np.random.default_rng(seed))
-        pb = tokenize.pack([encoded[i] for i in order], config.data.seq_len + 1)
-        if len(pb.sample_index) >= n_rows:
-            break
-        n *= 2
-    keep = slice(0, n_rows)
-    return tokenize.PackedBatch(pb.tokens[keep], pb.mask[keep], pb.segment_ids[keep], pb.positions[keep],
-                                pb.sample_index[keep])
-
-
-def _encode_fitting(tokenizer, samples, row_len):
-    encoded, kept, dropped = [], [], 0
-    for s in samples:
-        tok, mask = tokenize.tokenize_chat(tokenizer, s["messages"])
-        if len(tok) > row_len:
-            dropped += 1
-            continue
-        encoded.append((tok, mask))
-        kept.append(s)
-    return encoded, kept, dropped
-
-
-# ============================================================================ model
-def model_and_params(config, tokenizer, rules, params_sh_fn):
-    from humanai_jax.train.model_block import model_config  # the model block every trainer uses
-
-    model_cfg = model_config(config, tokenizer)
-    if config.model.hf_path:
-        from humanai_jax.backbone import load_pretrained
-
-        _, params = load_pretrained(config.model.hf_path, dtype=model_cfg.params_dtype, mesh=rules.mesh, rules=rules)
-    else:
-        params = sft.host_init_params(model_cfg, config.seed)
-    return model_cfg, jax.device_put(params, params_sh_fn(model_cfg))
-
-
-# ============================================================================ evaluation
-def movielens_samples(config, workdir: str):
-    """MovieLens-100K item selection split by user: ({"train", "val", "test"}, report, data)."""
-    d = config.data
-    path = d.path if os.path.isabs(d.path) else os.path.join(os.path.dirname(os.path.dirname(__file__)), d.path)
-    data = movielens.load_movielens(path)
-    parts, report = movielens.build_samples(data, seed=d.seed, fractions=tuple(d.user_fractions),
-                                            history_len=d.history_len, positions_per_user=d.positions_per_user,
-                                            min_history=d.min_history)
-    if config.eval.max_users:  # a quick look (tests): only the first held-out users of each split
-        parts = dict(parts, val=parts["val"][:config.eval.max_users], test=parts["test"][:config.eval.max_users])
-    for name, rows in parts.items():
-        tasks.write_samples(os.path.join(workdir, "data", f"{name}.jsonl"), rows)
-    return parts, report, data
-
-
-def model_item_selection(params, model_cfg, tokenizer, config, samples, nll_fn) -> dict[str, list[bool]]:
-    """Hits of both model protocols on `samples`: `model_generate` (the paper's: greedy reply, hit iff the
-    target title is a substring of it) and `model_rank` (the candidate with the highest sum log-prob)."""
-    backend = JaxChatBackend(params, model_cfg, tokenizer, max_batch=config.eval.batch)
-    gens = evaluation.generate_answers(backend, samples, GenConfig(temperature=config.eval.temperature,
-                                                                   max_tokens=config.eval.max_new_tokens,
-                                                                   seed=config.seed))
-    scores = evaluation.candidate_logprobs(params, model_cfg, tokenizer, samples, config.data.seq_len + 1,
-                                           nll_fn=nll_fn, rows_per_batch=config.eval.rank_batch)
-    ranked = baselines.choose(scores, config.seed)
-    named = [any(evaluation.item_hit(c, g) for c in evaluation.candidate_titles(s)) for s, g in zip(samples, gens)]
-    return {"model_generate": evaluation.generation_hits(samples, gens), "model_rank": baselines.hits(samples, ranked),
-            "_generations": gens, "_names_a_candidate": named}
-
-
-def evaluate_movielens(params, model_cfg, tokenizer, config, parts, data, nll_fn, workdir) -> dict:
-    """Model (both protocols) and baselines on the val users, then the test users (read once)."""
-    train_seqs = {s["meta"]["uid"]: data.sequences[s["meta"]["uid"]] for s in parts["train"]}
-    fit_seqs = movielens.fit_sequences(parts, data)
-    base = baselines.all_baselines(parts["val"], parts["test"], data, fit_seqs, train_seqs, config.seed)
-    if config.eval.sasrec_steps:
-        base["sasrec"] = baselines.sasrec_baseline(parts["val"], parts["test"], data.items, fit_seqs, workdir,
-                                                   steps=config.eval.sasrec_steps, seed=config.seed,
-                                                   max_len=config.data.history_len)
-    out = {"item_selection": {}, "validation": {}, "baseline_selected": {}}
-    for split, key in (("val", "validation"), ("test", "item_selection")):
-        model = model_item_selection(params, model_cfg, tokenizer, config, parts[split], nll_fn)
-        for name in ("model_generate", "model_rank"):
-            out[key][name] = evaluation.accuracy_entry(model[name])
-        out[key]["model_generate"]["names_a_candidate"] = float(np.mean(model["_names_a_candidate"]))
-        for name, b in base.items():
-            out[key][name] = evaluation.accuracy_entry(b["val_hits" if split == "val" else "test_hits"])
-        if split == "test":
-            experiment.write_json(os.path.join(workdir, "generations.json"), {"samples": [
-                {"uid": s["uid"], "target": s["messages"][-1]["content"], "generation": g}
-                for s, g in zip(parts["test"], model["_generations"])]})
-    out["baseline_selected"] = {k: v["selected"] for k, v in base.items() if "selected" in v}
-    out["chance"] = 1 / len(parts["test"][0]["meta"]["candidates"])
-    return out
-
-
-def aggregate_seeds(per_seed: dict[int, dict]) -> dict:
-    """item_selection.<method>: mean accuracy, std (sample, over seeds), per_seed, and the exact 95% CI of the
-    pooled hits/n; the same for `validation`."""
-    first = next(iter(per_seed.values()))
-    out = {"seeds": list(per_seed), "per_seed_wall_time_s": {s: r.get("wall_time_s") for s, r in per_seed.items()}}
-    for key in ("item_selection", "validation"):
-        out[key] = {}
-        for method in first[key]:
-            accs = [r[key][method]["accuracy"] for r in per_seed.values()]
-            k = sum(r[key][method]["hits"] for r in per_seed.values())
-            n = sum(r[key][method]["n"] for r in per_seed.values())
-            ms = stats.mean_std(accs)
-            lo, hi = stats.binomial_ci(k, n)
-            out[key][method] = {"accuracy": ms.mean, "mean": ms.mean, "std": ms.std, "per_seed": accs,
-                                "ci_low": lo, "ci_high": hi, "n": n, "hits": k}
-    return out
 
 
 # ============================================================================ run
@@ -218,7 +58,7 @@ def run(config, workdir: str) -> dict:
     last_seed, last = list(per_seed.items())[-1]
     if last.get("preempted"):
         return {"preempted": True, "seed": last_seed, "final_step": last["final_step"]}
-    return aggregate_seeds(per_seed)
+    return IS.aggregate_seeds(per_seed)
 
 
 def run_one(config, workdir: str) -> dict:
@@ -229,19 +69,19 @@ def run_one(config, workdir: str) -> dict:
         # --- 1. samples and tokenizer (fit on the training text only) ---------------------------------
         ml_data, parts = None, None
         if d.source == "movielens":
-            parts, split_report, ml_data = movielens_samples(config, workdir)
+            parts, split_report, ml_data = IS.movielens_samples(config, workdir)
             train, test = parts["train"], parts["test"]
         else:
-            train, test, split_report = load_samples(config, workdir)
-        tokenizer = build_tokenizer(config, workdir, train)
+            train, test, split_report = D.load_samples(config, workdir)
+        tokenizer = D.build_tokenizer(config, workdir, train)
         # samples longer than a row are dropped and counted (the reference drops > cutoff_len tokens)
-        enc_train, train, long_train = _encode_fitting(tokenizer, train, d.seq_len + 1)
+        enc_train, train, long_train = D.encode_fitting(tokenizer, train, d.seq_len + 1)
         if not train:
             raise ValueError(f"no training sample fits data.seq_len={d.seq_len} (+1) tokens; raise data.seq_len")
         if ml_data is None:
-            enc_test, test, long_test = _encode_fitting(tokenizer, test, d.seq_len + 1)
+            enc_test, test, long_test = D.encode_fitting(tokenizer, test, d.seq_len + 1)
         else:  # every held-out user is evaluated: one that does not fit is an error, not a silent drop
-            enc_test, _, long_test = _encode_fitting(tokenizer, test, d.seq_len + 1)
+            enc_test, _, long_test = D.encode_fitting(tokenizer, test, d.seq_len + 1)
             if long_test:
                 raise ValueError(f"{long_test} test samples are longer than data.seq_len={d.seq_len}; raise it")
         src_train = [s["source"] for s in train]
@@ -258,7 +98,7 @@ def run_one(config, workdir: str) -> dict:
 
             return tree_shardings(rules, param_logical_axes(model_cfg), abstract)
 
-        model_cfg, base_params = model_and_params(config, tokenizer, rules, params_shardings)
+        model_cfg, base_params = D.model_and_params(config, tokenizer, rules, params_shardings)
         abstract_state, state_sh = state_lib.train_state_shardings(
             lambda r: init_params(model_cfg, r), param_logical_axes(model_cfg), tx, rules)
         b_sh = loop.batch_sharding(rules)
@@ -267,7 +107,7 @@ def run_one(config, workdir: str) -> dict:
         _print(f"Model: {n_params:,} parameters, mesh {dict(mesh.shape)}")
 
         # --- 3. SFT on the Trainer: the rows of step s are a pure function of (seed, s) ----------------
-        rows = packed_rows(enc_train, src_train, config, t.steps * t.batch_size, d.seed).as_dict()
+        rows = D.packed_rows(enc_train, src_train, config, t.steps * t.batch_size, d.seed).as_dict()
         per_host = t.batch_size // jax.process_count()
 
         def batch_at(step: int) -> dict[str, np.ndarray]:
@@ -314,7 +154,7 @@ def run_one(config, workdir: str) -> dict:
             held = sft.eval_loss(params, enc_test, src_test, model_cfg, d.seq_len + 1, nll_fn=nll_fn)
             results[f"{name}/heldout_loss"] = held
             if ml_data is not None:
-                ev = evaluate_movielens(params, model_cfg, tokenizer, config, parts, ml_data, nll_fn, workdir)
+                ev = IS.evaluate_movielens(params, model_cfg, tokenizer, config, parts, ml_data, nll_fn, workdir)
                 if name == "sft":
                     results.update(ev)
                 else:

@@ -230,7 +230,7 @@ def test_real_size_variants_memory_plan():
 
 def test_files_source_rejects_samples_without_source(tmp_path):
     from configs.humanllm_sft import get_config
-    from experiments.humanllm import load_samples
+    from humanai_jax.methods.humanllm.sft_data import load_samples
 
     good = {"uid": "u", "source": "reddit.generic", "messages": [{"role": "user", "content": "q"},
                                                                   {"role": "assistant", "content": "a"}]}

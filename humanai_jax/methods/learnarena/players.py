@@ -6,6 +6,8 @@
              the opponent a win on top, preferring central columns.
              UltimateTicTacToe: a one-ply score: win the game > win a micro board > block one; penalise
              sending the opponent to a board it can win at once or to a free choice; prefer centres.
+             Checkers: a one-ply score: leave the opponent no piece or move > capture > crown a king;
+             penalise landing where the moved piece can be jumped at once; else advance.
 
 A player is a callable `observation -> action text`, bound to the env whose state it reads
 (`make_player(kind, env, rng)`), so it plugs into the same loop as a chat agent.
@@ -19,10 +21,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from humanai_jax.methods.learnarena.games.checkers import checkers_moves
 from humanai_jax.methods.learnarena.games.connect_four import COLS, drop_row, four_in_a_row
 from humanai_jax.methods.learnarena.games.tictactoe import MARKS as TTT_MARKS, winner_of
 
-__all__ = ["make_player", "PLAYER_KINDS", "tictactoe_best_moves", "connect_four_move", "ultimate_move",
+__all__ = ["make_player", "PLAYER_KINDS", "tictactoe_best_moves", "connect_four_move", "ultimate_move", "checkers_move",
            "scripted_move_backend"]
 
 PLAYER_KINDS = ("random", "heuristic")
@@ -141,6 +144,26 @@ def ultimate_move(env, pid: int) -> tuple[int, int, int]:
     return max(moves, key=score)
 
 
+def checkers_move(board, pid: int) -> tuple[int, int, int, int]:
+    """The heuristic's `(r1, c1, r2, c2)` on a Checkers board (first of the best-scored moves)."""
+    def score(move) -> int:
+        r1, c1, r2, c2 = move
+        after = [row[:] for row in board]
+        piece, after[r1][c1] = after[r1][c1], "."
+        if abs(r2 - r1) == 2:
+            after[(r1 + r2) // 2][(c1 + c2) // 2] = "."
+        crowned = piece.islower() and r2 == (0 if pid == 0 else 7)
+        after[r2][c2] = piece.upper() if crowned else piece
+        replies = checkers_moves(after, 1 - pid)
+        s = 1000 if not replies else 0
+        s += 100 if abs(r2 - r1) == 2 else 0
+        s += 50 if crowned else 0
+        s -= 80 if any(abs(a - b) == 2 and ((a + b) // 2, (c + d) // 2) == (r2, c2) for a, c, b, d in replies) else 0
+        return s + (r1 - r2 if pid == 0 else r2 - r1)
+
+    return max(checkers_moves(board, pid), key=score)
+
+
 def make_player(kind: str, env, rng: np.random.Generator | None = None) -> Callable[[str], str]:
     """A player bound to `env` (which must expose `legal_actions()` and, for `heuristic`, `board`)."""
     if kind == "random":
@@ -156,6 +179,8 @@ def make_player(kind: str, env, rng: np.random.Generator | None = None) -> Calla
             return lambda observation: f"[{connect_four_move(env.board, env.current_player)}]"
         if env.env_id == "UltimateTicTacToe-v0":
             return lambda observation: "[{}, {}, {}]".format(*ultimate_move(env, env.current_player))
+        if env.env_id == "Checkers-v0":
+            return lambda observation: "[{} {} {} {}]".format(*checkers_move(env.board, env.current_player))
         raise ValueError(f"no heuristic player for {env.env_id}")
     raise ValueError(f"unknown player kind {kind!r}; valid: {PLAYER_KINDS}")
 

@@ -1,20 +1,24 @@
 """Native offline game environments for LearnArena (textarena is not a dependency).
 
-`make(env_id)` builds one: TicTacToe-v0 (textarena 0.5.6 rules, spec §6), ConnectFour-v0 and
-UltimateTicTacToe-v0 (ours, in TextArena's style). All follow the `GameEnv` protocol of `base.py`.
+`make(env_id)` builds one: TicTacToe-v0 (textarena 0.5.6 rules, spec §6), Checkers-v0 (textarena 0.5.6's
+simplified rules), ConnectFour-v0 and UltimateTicTacToe-v0 (ours, in TextArena's style).
+All follow the `GameEnv` protocol of `base.py`.
 """
 
 from __future__ import annotations
 
 from humanai_jax.methods.learnarena.games.base import GAME_ID, GameEnv, TwoPlayerTextGame
+from humanai_jax.methods.learnarena.games.checkers import Checkers
 from humanai_jax.methods.learnarena.games.connect_four import ConnectFour
 from humanai_jax.methods.learnarena.games.tictactoe import TicTacToe
 from humanai_jax.methods.learnarena.games.ultimate_tictactoe import UltimateTicTacToe
 
-__all__ = ["GAME_ID", "GameEnv", "TwoPlayerTextGame", "TicTacToe", "ConnectFour", "UltimateTicTacToe", "GAMES",
+__all__ = ["GAME_ID", "GameEnv", "TwoPlayerTextGame", "TicTacToe", "ConnectFour", "UltimateTicTacToe", "Checkers",
+           "GAMES",
            "make"]
 
-GAMES = {"TicTacToe-v0": TicTacToe, "ConnectFour-v0": ConnectFour, "UltimateTicTacToe-v0": UltimateTicTacToe}
+GAMES = {"TicTacToe-v0": TicTacToe, "ConnectFour-v0": ConnectFour, "UltimateTicTacToe-v0": UltimateTicTacToe,
+         "Checkers-v0": Checkers}
 
 
 def make(env_id: str) -> TwoPlayerTextGame:

@@ -89,11 +89,11 @@ def run_games(config, workdir: str, p0_backend, p1_backend, tracer: Tracer) -> d
         results[game] = {}
         for arm, flags in arms.items():
             player1 = RoleAgent(p1_backend, PROMPTS.text("player_system"), game_cfg, "learnarena.player1")
-            recs = run_rounds(game, player0, player1, **flags, **common)
+            recs = run_rounds(game, player0, player1, **flags, **common, arm=arm)
             results[game][arm] = summarize_rounds(recs)
             all_rounds += [dict(r, arm=arm) for r in recs]
         for kind in baselines:
-            recs = run_rounds(game, player0, kind, **common)
+            recs = run_rounds(game, player0, kind, **common, arm=f"baseline_{kind}")
             results[game][f"baseline_{kind}"] = summarize_rounds(recs)
             all_rounds += [dict(r, arm=f"baseline_{kind}") for r in recs]
     experiment.write_json(os.path.join(workdir, "rounds.json"), {"rounds": all_rounds})
@@ -140,3 +140,24 @@ def run(config, workdir: str) -> dict:
             with open(os.path.join(workdir, "table.txt"), "w", encoding="utf-8") as f:
                 f.write(table + "\n")
     return results
+
+
+def replay_metrics(trace_path: str) -> dict:
+    """`experiments.replay_metrics` hook (game dimensions): every game x arm summary and the pooled `overall`,
+    recomputed from the trace's `game_end` events alone; they must equal results.json's `games` / `overall`."""
+    from humanai_jax.data.jsonl import iter_jsonl
+
+    by_arm: dict[str, dict[str, list]] = {}
+    for _, rec in iter_jsonl(trace_path):
+        if rec.get("type") == "event" and rec.get("name") == "game_end":
+            d = rec["data"]
+            by_arm.setdefault(d["game"], {}).setdefault(d["arm"], []).append(d)
+    if not by_arm:
+        raise ValueError(f"{trace_path}: no game_end events (an lfi run, or a trace from before arms were traced)")
+    games = {g: {arm: summarize_rounds(recs) for arm, recs in arms.items()} for g, arms in by_arm.items()}
+    arm_names = list(next(iter(games.values())))
+    overall = {arm: _pool([games[g][arm] for g in games]) for arm in arm_names}
+    run_dir = os.path.dirname(os.path.abspath(trace_path))
+    return {"metrics": {"games": games, "overall": overall}, "results": os.path.join(run_dir, "results.json"),
+            "key": ""}
+

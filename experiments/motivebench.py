@@ -91,3 +91,19 @@ def run(config, workdir: str) -> dict:
     with open(os.path.join(workdir, "table.txt"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
     return results
+
+
+def replay_metrics(trace_path: str) -> dict:
+    """`experiments.replay_metrics` hook: `{rules: {reference, robust}}` recomputed from traces.jsonl alone (each
+    reply re-extracted with both rules; `parse` mode's second model is not in the trace) with the run's order
+    set and bootstrap seed (DIR/config.json); they must equal results.json's `rules`."""
+    import json
+
+    from humanai_jax.methods.motivebench.orders import orders
+
+    run_dir = os.path.dirname(os.path.abspath(trace_path))
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    n_orders = len(orders(config["permutations"]))
+    rules = runner.scores_from_traces(trace_path, n_orders, seed=int(config["seed"]))
+    return {"metrics": {"rules": rules}, "results": os.path.join(run_dir, "results.json"), "key": ""}

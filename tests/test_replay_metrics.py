@@ -2,6 +2,7 @@
 equal its results.json, and a changed reported number is caught and named (GenMentor's tutoring run)."""
 
 import json
+import os
 
 import pytest
 
@@ -74,5 +75,28 @@ def test_oversight_dialogue_runs_replay_from_their_traces(tmp_path, capsys, prot
     config = get_config(protocol)
     config.dialogue.limit = 12
     run_experiment(config, str(tmp_path))
+    assert replay_metrics.main(["--trace", str(tmp_path / "traces.jsonl")]) == 0
+    assert " 0 differ" in capsys.readouterr().out
+
+
+def test_motivebench_run_replays_from_its_trace(tmp_path, capsys):
+    from configs.motivebench import get_config
+    from experiments import motivebench
+    from experiments.run import run_experiment
+
+    config = get_config("baselines")
+    if not os.path.isdir(motivebench.data_dir(config)):
+        pytest.skip("../shared/data/motivebench is absent (../shared/data/README.md)")
+    config.limit = 2
+    run_experiment(config, str(tmp_path))
+    assert replay_metrics.main(["--trace", str(tmp_path / "traces.jsonl")]) == 0
+    assert " 0 differ" in capsys.readouterr().out
+
+
+def test_learnarena_run_replays_from_its_trace(tmp_path, capsys):
+    from configs.learnarena import get_config
+    from experiments.run import run_experiment
+
+    run_experiment(get_config("scripted"), str(tmp_path))
     assert replay_metrics.main(["--trace", str(tmp_path / "traces.jsonl")]) == 0
     assert " 0 differ" in capsys.readouterr().out

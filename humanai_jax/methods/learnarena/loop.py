@@ -118,9 +118,11 @@ def run_rounds(game: str, player0: RoleAgent, player1: RoleAgent | Callable[[str
                history_limit: int | None = None, top_k: int = 3, score_mode: str = "judge",
                judge_cfg: GenConfig = GenConfig(temperature=0.0, max_tokens=512), judge_attempts: int = 1,
                concept_cache: ConceptCache | None = None, env_factory: Callable[[], object] | None = None,
-               tracer: Tracer | None = None, seed: int = 0, log=print) -> list[dict]:
+               tracer: Tracer | None = None, seed: int = 0, arm: str = "", log=print) -> list[dict]:
     """Rounds of one game. `player1`: a RoleAgent (evaluated model) or a player kind "random" /
-    "heuristic" (baselines: no learning blocks). Returns one record per round (spec §3.6 fields)."""
+    "heuristic" (baselines: no learning blocks). Returns one record per round (spec §3.6 fields); each round's
+    `game_end` trace event carries what the summaries are computed from (and `arm`, the results' name for
+    this setting), so `experiments.replay_metrics` can recompute them from the trace."""
     import numpy as np
 
     env_factory = env_factory or (lambda: games_lib.make(game))
@@ -191,7 +193,8 @@ def run_rounds(game: str, player0: RoleAgent, player1: RoleAgent | Callable[[str
             record.update(rewards=[0.0, 0.0], outcome="Error", player1_won=False, moves=[], instructor_feedback=None,
                           score=0, judge_error=None, error=str(e))
         if tracer is not None:
-            tracer.event("game_end", {k: record[k] for k in ("game", "round", "outcome", "score", "rewards", "error")})
+            tracer.event("game_end", {"arm": arm, **{k: record[k] for k in ("game", "round", "outcome", "score", "rewards",
+                                                                             "error", "judge_error")}})
         log(f"  {game} round {rnd}/{num_rounds} ({model1}): {record['outcome']}, score {record['score']}")
         records.append(record)
     if is_model:

@@ -174,6 +174,8 @@ TABLES: dict[str, Table] = {
     "reclm": Table("reclm", (
         Metric("cgen HR@10", "methods.cgen.hr@10", digits=4), Metric("cgen NDCG@10", "methods.cgen.ndcg@10", digits=4),
         Metric("cgen OOD@10", "methods.cgen.ood@10", digits=2),
+        Metric("cgen HR@10 without the trie", "methods.cgen.unconstrained_hr@10", digits=4),
+        Metric("cgen OOD@10 without the trie", "methods.cgen.unconstrained_ood@10", digits=2),
         Metric("ret HR@10", "methods.ret.hr@10", digits=4), Metric("ret NDCG@10", "methods.ret.ndcg@10", digits=4),
         Metric("SASRec HR@10", "methods.sasrec.hr@10", digits=4),
         Metric("SASRec NDCG@10", "methods.sasrec.ndcg@10", digits=4),

@@ -9,7 +9,7 @@ r"""GenMentor: goal-oriented multi-agent tutoring, with the goal-to-skill model 
   python -m experiments.run --config configs/genmentor.py:sft --workdir runs/genmentor_sft
   # a user taxonomy (same JSON format as humanai_jax/methods/genmentor/assets/taxonomy_sample.json):
   python -m experiments.run --config configs/genmentor.py:sft,taxonomy=/path/taxonomy.json --workdir DIR
-  # teacher-synthesised data (spec §6) instead of the taxonomy builder, e.g. from an OpenAI-compatible teacher:
+  # teacher-synthesised data (docs/genmentor.md §6) instead of the taxonomy builder, e.g. from an OpenAI-compatible teacher:
   python -m experiments.run --config configs/genmentor.py:sft --config.synth.goals=/path/goals.jsonl \
       --config.synth.teacher.kind=openai --config.synth.teacher.base_url=URL --config.synth.teacher.model=T --workdir DIR
   # from a HF checkpoint dir (its tokenizer and chat template):
@@ -58,7 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # --- goal-to-skill data -----------------------------------------------------------------------------
     c.taxonomy = args.taxonomy  # "" = the shipped sample (assets/taxonomy_sample.json)
     c.dataset = ""  # a dataset JSONL ({goal, skill_requirements, split, track?}) instead of building one
-    # teacher synthesis (spec §6): goals file (JSONL {goal, id?, split?} or text, one per line) answered by the
+    # teacher synthesis (docs/genmentor.md §6): goals file (JSONL {goal, id?, split?} or text, one per line) answered by the
     # teacher backend (track + skills, validated, capped repair); the result replaces the taxonomy dataset
     c.synth = ml_collections.ConfigDict(dict(goals="", teacher=backend_block(kind=""),  # kind required with goals
                                              gen=dict(temperature=0.0, top_p=1.0, max_tokens=1024)))

@@ -1,4 +1,4 @@
-r"""Scalable oversight (experiments/oversight.py; docs/oversight.md; ../shared/specs/oversight.md).
+r"""Scalable oversight (experiments/oversight.py; docs/oversight.md; docs/oversight.md).
 
 COMMAND (default: weak-to-strong on toy_latent, 3 seeds, CPU, ~6 min under load; the transfer losses'
 epochs and aux weight chosen on validation, w2s.grid):

@@ -28,7 +28,7 @@ def _gen(block) -> GenConfig:
 
 
 def _synthesize(config, workdir: str) -> tuple[list[dict], dict]:
-    """Teacher-synthesised samples for `config.synth.goals` (spec §6); written to WORKDIR/goal2skill/."""
+    """Teacher-synthesised samples for `config.synth.goals` (docs/genmentor.md §6); written to WORKDIR/goal2skill/."""
     import json
 
     from humanai_jax.methods.genmentor import backends, goal2skill as G, synth

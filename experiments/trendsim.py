@@ -1,4 +1,4 @@
-r"""TrendSim under poisoning attacks: clean vs attacked runs per seed, a moderation sweep, spec §10 metrics
+r"""TrendSim under poisoning attacks: clean vs attacked runs per seed, a moderation sweep, docs/trendsim.md §10 metrics
 from traces, plots and results.json (docs/trendsim.md).
 
   python -m experiments.run --config configs/trendsim.py[:sweep|:llm] --workdir DIR

@@ -1,4 +1,4 @@
-"""GenMentor plumbing through our own in-process model (agents-common §3): a tiny random-weights model behind
+"""GenMentor plumbing through our own in-process model (docs/agents.md §3): a tiny random-weights model behind
 `JaxChatBackend` as the Skill Requirement Mapper (as in the default run, where the trained goal-to-skill model
 sits there). Its replies are not valid JSON, so the capped repair runs out and the learner is recorded as
 failed at that stage, with every attempt in the trace and the mapper named in the manifest (fast)."""

@@ -1,4 +1,4 @@
-"""Teacher-synthesised goal-to-skill data (spec §6) on a scripted teacher: validation with capped repair, dropped
+"""Teacher-synthesised goal-to-skill data (docs/genmentor.md §6) on a scripted teacher: validation with capped repair, dropped
 goals counted, splits, the dataset round trip, and the experiment's wiring up to the split (fast)."""
 
 import json

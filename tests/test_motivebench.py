@@ -102,7 +102,7 @@ def test_loader_bad_json_and_shape(tmp_path):
 def test_released_files_load_with_spec_counts():
     sc = data.load_sources(str(SHARED))
     assert {k: len(v) for k, v in sc.items()} == {"Persona": 100, "Blog": 50, "Amazon": 50}
-    # spec §2.3: Persona's MR gold is B for 45 of 100 items
+    # docs/motivebench.md §2.3: Persona's MR gold is B for 45 of 100 items
     assert sum(s.items["MR"].gold == "B" for s in sc["Persona"]) == 45
 
 
@@ -354,7 +354,7 @@ def test_raw_sources_level_counts():
     from humanai_jax.methods.motivebench.sources import load_amazon_scenarios, load_blog_extracted
 
     amazon = Counter(r["level"] for r in load_amazon_scenarios(str(SHARED / "amazon_scenarios_1000.json")))
-    # spec §3: social 293 + Love needs 36; esteem 244 + Respect 4; 13 missing + 6 multi/unknown -> None
+    # docs/motivebench.md §3: social 293 + Love needs 36; esteem 244 + Respect 4; 13 missing + 6 multi/unknown -> None
     assert amazon["love_belonging"] == 329 and amazon["esteem"] == 248 and amazon[None] == 19
     blog = Counter(r["level"] for r in load_blog_extracted(str(SHARED / "blog_extracted.json")).values())
     assert blog == {"love_belonging": 233, "esteem": 178, "self_actualization": 173, "safety": 47}

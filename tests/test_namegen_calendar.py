@@ -95,7 +95,7 @@ def test_calendar_facts_missing_date_parts():
 
 
 def _reference_parse(query: str) -> tuple[int, int, int, int, int, int, str | None]:
-    """The reference metric's regex parser, written independently here (spec §4): 凌晨12点 -> 12."""
+    """The reference metric's regex parser, written independently here (docs/namegen.md §4): 凌晨12点 -> 12."""
     def first(p):
         m = re.search(p, query)
         return int(m.group(1)) if m else 0

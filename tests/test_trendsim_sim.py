@@ -243,7 +243,7 @@ def test_experiment_end_to_end(fixture_data, tmp_path):
 
 @pytest.mark.slow
 def test_in_process_tiny_model_plumbing(fixture_data, tmp_path):
-    """Spec agents-common §3: one end-to-end run through JaxChatBackend on a random-weight tiny checkpoint
+    """Spec docs/agents.md §3: one end-to-end run through JaxChatBackend on a random-weight tiny checkpoint
     (checks plumbing, not quality: its replies are noise, so the parsers' fallbacks carry the run)."""
     from humanai_jax.methods.trendsim.backends import build_backend
     from humanai_jax.serving.loading import make_tiny_checkpoint

@@ -1,4 +1,4 @@
-"""GenMentor agents 1-12 (spec §1-2). Each agent renders its system + task templates
+"""GenMentor agents 1-12 (docs/genmentor.md §1-2). Each agent renders its system + task templates
 (`prompts/en/<agent>_{system,task}.txt`), calls the backend through `Caller.ask` (JSON ladder, pydantic
 schema, capped repair) under its own tag, and returns the validated schema object. Structural rules that
 need the inputs (scheduler B keeps learned sessions, C keeps them first; the gap list covers the
@@ -30,7 +30,7 @@ def to_json(value: Any) -> str:
 
 
 def session_rule(count: int | None) -> str:
-    """`desired_session_count`: -1 or None means 1-10 sessions (spec §2.5)."""
+    """`desired_session_count`: -1 or None means 1-10 sessions (docs/genmentor.md §2.5)."""
     return "1-10" if count is None or count < 0 else f"exactly {count}"
 
 
@@ -113,7 +113,7 @@ def check_skill_pairs(predicted: list[str], gold: list[str]):
 
 def match_skills_llm(caller: Caller, predicted: list[str], gold: list[str]) -> set[tuple[str, str]]:
     """One judge call: {(normalised predicted, normalised gold)} pairs the judge says name the same skill
-    (spec §5 `llm` matcher; `metrics.match_skills` then matches one-to-one). No call when a list is empty."""
+    (docs/genmentor.md §5 `llm` matcher; `metrics.match_skills` then matches one-to-one). No call when a list is empty."""
     if not predicted or not gold:
         return set()
     out = caller.ask("judge.skill_match", _msgs("skill_match", predicted_skills=to_json(predicted),
@@ -194,7 +194,7 @@ class Agents:
 
     def optimise_path(self, profile: S.LearnerProfile, session_count: int | None, iters: int,
                       ) -> tuple[S.LearningPath, list[dict]]:
-        """Evolving optimisation (spec §2.6): schedule, then `iters` x (simulated feedback -> reflexion),
+        """Evolving optimisation (docs/genmentor.md §2.6): schedule, then `iters` x (simulated feedback -> reflexion),
         stopping early when a reflexion returns its input path. Returns (path, history)."""
         path = self.schedule(profile, session_count)
         history = []

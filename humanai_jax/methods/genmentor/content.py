@@ -1,4 +1,4 @@
-"""Tailored content for one session (spec §2.7) and the content baselines.
+"""Tailored content for one session (docs/genmentor.md §2.7) and the content baselines.
 
   genmentor       explore knowledge points -> draft each (in parallel through `chat_batch`, BM25 context for
                   the query "{session title} {point name}") -> integrate {title, overview, summary} -> markdown

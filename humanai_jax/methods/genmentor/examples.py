@@ -1,4 +1,4 @@
-"""Loaders for the reference's example artefacts (`../shared/data/genmentor/`, spec §4), tolerant of their
+"""Loaders for the reference's example artefacts (`../shared/data/genmentor/`, docs/genmentor.md §4), tolerant of their
 older shapes: extra keys are ignored, a session without `desired_outcome_when_completed` gets an empty list,
 `knowledge_document.json`'s `article_title` is the title. Errors name the file."""
 

@@ -1,4 +1,4 @@
-"""The goal-to-skill model (spec §2.2, §6): dataset, SFT on the shared Trainer, evaluation against BM25.
+"""The goal-to-skill model (docs/genmentor.md §2.2, §6): dataset, SFT on the shared Trainer, evaluation against BM25.
 
 Taxonomy (JSON; `assets/taxonomy_sample.json` is the shipped sample, a user file has the same format):
   {"skills": [{"name", "description", "aliases"?}],
@@ -9,7 +9,7 @@ Dataset (one JSON line per goal): {id, goal, role, focus, seniority, template, t
   (junior: every level one lower, senior: one higher) x role phrase x optional focus; its gold skills are
   the role's plus the focus's (the focus level wins), at most 10, validated by `SkillRequirements`.
   `track` is the reasoning track (objectives -> seniority -> additional skills) the "tracks" variant learns
-  before the JSON (spec §6; ours is templated from the taxonomy, no teacher model).
+  before the JSON (docs/genmentor.md §6; ours is templated from the taxonomy, no teacher model).
   The split is by (role, focus, seniority) combination: every held-out goal is a combination never seen
   in training (its role and focus were, in other combinations), phrased with all templates.
 SFT: prompt = the Skill Requirement Mapper's prompt (`skill_mapper_{system,task}.txt`, the same the tutoring

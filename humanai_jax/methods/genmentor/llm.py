@@ -1,9 +1,9 @@
 """Every GenMentor model call: a `Caller` sends messages through a ChatBackend, extracts JSON with the shared
 ladder (`humanai_jax.agents.extract_json`), validates with a pydantic schema (+ an optional extra check),
 and on failure appends the bad reply and a user turn quoting the error, at most `max_attempts` tries, then
-raises `StructuredOutputError` (agents-common §2). Each attempt is one trace line.
+raises `StructuredOutputError` (docs/agents.md §2). Each attempt is one trace line.
 
-Trace (`traces.jsonl`, agents-common §4): `{"type": "llm_call", run_id, step, system, agent (the tag),
+Trace (`traces.jsonl`, docs/agents.md §4): `{"type": "llm_call", run_id, step, system, agent (the tag),
 item_id, round, attempt, messages, gen_config, backend, response, usage, latency_s, parsed, parse_error}`;
 events `{"type": "event", run_id, step, system, item_id, name, data}`.
 The loop is ours rather than `agents.chat_json` because every attempt must be traced with its own usage;

@@ -1,4 +1,4 @@
-"""GenMentor metrics (spec §5; definitions are ours where the paper is silent).
+"""GenMentor metrics (docs/genmentor.md §5; definitions are ours where the paper is silent).
 
 Skills: `Recall = |matched gold| / |gold|`, `Precision = |matched pred| / |pred|`, F1 their harmonic mean,
 after a one-to-one greedy matching by similarity (highest pair first, ties by list order); the `_strict`

@@ -1,8 +1,8 @@
 """Offline lexical retrieval for GenMentor with `rank-bm25` (BM25Okapi, k1 = 1.5, b = 0.75): the drafter's
-external resources (spec §2.7: the reference searches the web and embeds with all-mpnet-base-v2; ours is
+external resources (docs/genmentor.md §2.7: the reference searches the web and embeds with all-mpnet-base-v2; ours is
 BM25 over a local folder of .md/.txt documents, chunked) and the taxonomy baseline of the goal-to-skill model.
 
-Tokeniser (agents-common §5, English): lowercase, split on non-alphanumerics, a small stop-word list.
+Tokeniser (docs/agents.md §5, English): lowercase, split on non-alphanumerics, a small stop-word list.
 Ties break by document order (stable sort), so results are deterministic.
 """
 

@@ -1,4 +1,4 @@
-"""A GenMentor tutoring run over simulated learners (spec §2, §5): per learner, every stage of the pipeline
+"""A GenMentor tutoring run over simulated learners (docs/genmentor.md §2, §5): per learner, every stage of the pipeline
 and its baselines, the simulated-learner loop, deterministic metrics and the shared LLM judge; resumable.
 
 Workdir:

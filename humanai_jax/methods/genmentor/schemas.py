@@ -1,5 +1,5 @@
-"""Pydantic schemas of every GenMentor agent output (spec §3), one definition each, with the domain rules
-of spec §2 as validators (1-10 items, unique names, `reason` <= 20 words, the `is_gap` rule, 1-10 sessions).
+"""Pydantic schemas of every GenMentor agent output (docs/genmentor.md §3), one definition each, with the domain rules
+of docs/genmentor.md §2 as validators (1-10 items, unique names, `reason` <= 20 words, the `is_gap` rule, 1-10 sessions).
 
 Extra keys are ignored (pydantic's default), so the older example-file shapes load: a session with
 `knowledge_points` and no `desired_outcome_when_completed` gets an empty outcome list.
@@ -364,5 +364,5 @@ class SkillMatches(BaseModel):
 
 # ------------------------------------------------------------------------------ goal-to-skill data from a teacher
 class TeacherSample(SkillRequirements):
-    """A teacher's goal-to-skill answer (spec §6): the reasoning track and the validated requirements."""
+    """A teacher's goal-to-skill answer (docs/genmentor.md §6): the reasoning track and the validated requirements."""
     reasoning_track: str = Field(min_length=1)

@@ -1,4 +1,4 @@
-"""Teacher-synthesised goal-to-skill data (spec §6): a teacher backend (any `ChatBackend`: an OpenAI-compatible
+"""Teacher-synthesised goal-to-skill data (docs/genmentor.md §6): a teacher backend (any `ChatBackend`: an OpenAI-compatible
 endpoint, a HF checkpoint, a replayed cassette) answers each goal with a reasoning track and skill requirements
 (`prompts/en/synth_teacher_*.txt`); replies are validated with `schemas.TeacherSample` (the `SkillRequirements`
 rules plus a non-empty track) with capped repair; goals whose teacher never answers validly are dropped and

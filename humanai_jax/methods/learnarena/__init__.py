@@ -12,5 +12,5 @@ Modules:
   loop.py      the integrated benchmark loop, the LfC and LfE variants, per-game summaries.
   math_lfi.py  LfI on math: the reference no-hint protocol and our passive / interactive tutoring.
 
-Spec: ../shared/specs/learnarena.md. See docs/learnarena.md.
+Spec: docs/learnarena.md. See docs/learnarena.md.
 """

@@ -2,7 +2,7 @@
 prompt (roles swap it temporarily and restore it, as the reference's agents do) and a call tag.
 
 `TracedBackend` wraps any backend and writes every call (role agents' and the judge's) to the trace
-(agents-common §4). A failed call raises `BackendError` (never an error string as output); the loop
+(docs/agents.md §4). A failed call raises `BackendError` (never an error string as output); the loop
 decides what a failure means.
 """
 

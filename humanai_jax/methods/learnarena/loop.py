@@ -120,7 +120,7 @@ def run_rounds(game: str, player0: RoleAgent, player1: RoleAgent | Callable[[str
                concept_cache: ConceptCache | None = None, env_factory: Callable[[], object] | None = None,
                tracer: Tracer | None = None, seed: int = 0, arm: str = "", log=print) -> list[dict]:
     """Rounds of one game. `player1`: a RoleAgent (evaluated model) or a player kind "random" /
-    "heuristic" (baselines: no learning blocks). Returns one record per round (spec §3.6 fields); each round's
+    "heuristic" (baselines: no learning blocks). Returns one record per round (docs/learnarena.md §3.6 fields); each round's
     `game_end` trace event carries what the summaries are computed from (and `arm`, the results' name for
     this setting), so `experiments.replay_metrics` can recompute them from the trace."""
     import numpy as np
@@ -154,7 +154,7 @@ def run_rounds(game: str, player0: RoleAgent, player1: RoleAgent | Callable[[str
                 player1.system_prompt = base_system
                 analysis = _safe_call(player1, PROMPTS.text("analysis_system"), "learnarena.analysis",
                                       analysis_prompt(selected), block_errors)
-                if instructor:  # the LfE runner has none (spec §4)
+                if instructor:  # the LfE runner has none (docs/learnarena.md §4)
                     guide = _safe_call(player0, PROMPTS.text("combiner_system"), "learnarena.combiner",
                                        combiner_prompt(selected), block_errors)
                 traj = trajectories_text(selected) if trajectories else ""

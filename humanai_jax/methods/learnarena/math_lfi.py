@@ -1,5 +1,5 @@
 """LfI, Learning from Instructor, on math problems (reference `learning_from_instructor_experiment.py`)
-plus our tutoring protocol (spec §5, ours, not the reference).
+plus our tutoring protocol (docs/learnarena.md §5, ours, not the reference).
 
 Data: JSONL with `question` (or `input`, as the README shows) and `answer`; errors name file and line.
 Modes:

@@ -13,5 +13,5 @@ Modules, read in this order:
   backends.py   a ChatBackend from a config block (scripted, project run, HF dir, OpenAI-compatible,
                 record / replay).
 
-Spec: ../shared/specs/motivebench.md. See docs/motivebench.md.
+Spec: docs/motivebench.md. See docs/motivebench.md.
 """

@@ -1,5 +1,5 @@
 """Loader of the MotiveBench question files (`Persona_questions.json`, `Blog_questions.json`,
-`Amazon_questions.json`): a JSON array of records with exactly ten keys (spec §3).
+`Amazon_questions.json`): a JSON array of records with exactly ten keys (docs/motivebench.md §3).
 
 Every schema error names the file and the 1-based line where the offending record starts:
 `Blog_questions.json:1234: record idx=7: 'Options 2' has 5 options, expected 6`.

@@ -1,4 +1,4 @@
-"""MotiveBench metrics (spec §2.5), per source and overall (all scenarios pooled: item-weighted, so
+"""MotiveBench metrics (docs/motivebench.md §2.5), per source and overall (all scenarios pooled: item-weighted, so
 Persona with 100 scenarios counts double against Blog and Amazon with 50 each).
 
 For task k and order π over N scenarios:

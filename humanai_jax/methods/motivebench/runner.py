@@ -3,7 +3,7 @@
     out = evaluate(backend, scenarios_by_source, mode="direct", order_set="base6", gen_cfg=DEFAULT_GEN)
 
 Calls go through `backend.chat_batch` in chunks (order kept). Each call is written to `traces.jsonl`
-(agents-common §4: run_id, step, system, agent, item_id, messages, gen_config, backend, response, parsed,
+(docs/agents.md §4: run_id, step, system, agent, item_id, messages, gen_config, backend, response, parsed,
 ...) when a trace writer is given, so every reported number can be recomputed from the trace. A failed
 call is an invalid prediction carrying its error; more than `max_errors` failures raise after the trace
 is written (a broken server must not look like a weak model).

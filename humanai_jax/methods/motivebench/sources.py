@@ -1,4 +1,4 @@
-"""Raw-source loaders (spec §3): `amazon_scenarios_1000.json` and `blog_extracted.json`, the records the
+"""Raw-source loaders (docs/motivebench.md §3): `amazon_scenarios_1000.json` and `blog_extracted.json`, the records the
 benchmark items were generated from, with their need labels normalised to the five Maslow levels through
 an explicit table (unknown, missing and multi-label values -> None). For analysis and item synthesis;
 the released question files carry no link back to these records.

@@ -1,6 +1,6 @@
 """Deterministic birth facts for NAMeGEn: one birth-time parser (shared by generation and the Acc metric)
 and the cnlunar calendar expansion (zodiac, season, festival, solar term, BaZi with elements, missing
-elements). See docs/namegen.md and ../shared/specs/namegen.md §2 step 4 and §4.
+elements). See docs/namegen.md and docs/namegen.md §2 step 4 and §4.
 
 A birth time is a `Birth(year, month, day, hour, minute, second, season)`; unknown parts are 0 (and
 `season` is "" when the query names none). `Birth.text` is the reference string "YYYY-MM-DD-HH-MM-SS".
@@ -22,7 +22,7 @@ __all__ = ["Birth", "parse_birth_time", "birth_from_text", "calendar_facts", "ba
            "missing_elements", "ELEMENT_OF", "ELEMENTS", "season_name"]
 
 ELEMENTS = ("木", "火", "土", "金", "水")
-# Fixed stem/branch -> element table (no hidden stems), spec §2 step 4.
+# Fixed stem/branch -> element table (no hidden stems), docs/namegen.md §2 step 4.
 ELEMENT_OF = {**dict.fromkeys("甲乙", "木"), **dict.fromkeys("丙丁", "火"), **dict.fromkeys("戊己", "土"),
               **dict.fromkeys("庚辛", "金"), **dict.fromkeys("壬癸", "水"),
               **dict.fromkeys("子亥", "水"), **dict.fromkeys("丑辰未戌", "土"), **dict.fromkeys("寅卯", "木"),
@@ -67,7 +67,7 @@ def _first_int(pattern: str, query: str) -> int:
 
 
 def parse_birth_time(query: str, *, compat: bool = False) -> Birth:
-    """The birth time named in a free-text Chinese query (regexes of the reference metric, spec §4).
+    """The birth time named in a free-text Chinese query (regexes of the reference metric, docs/namegen.md §4).
 
     `(\\d{4})年`, `(\\d{1,2})月`, `(\\d{1,2})日`, `(\\d{1,2})点`, `分`, `秒`; +12 h after 下午/晚/傍晚/晚上
     when 0 < h < 12. Ours reads "凌晨12点"/"午夜12点" as 00:00 (as the generation-side extraction prompt
@@ -161,7 +161,7 @@ def _zodiac_ours(b: Birth) -> str:
 
 
 def calendar_facts(birth: Birth, user_season: str | None = None, *, compat: bool = False) -> dict:
-    """Calendar expansion of a birth time (spec §2 step 4): a dict with 农历, 生肖, 季节, 节日, 节气,
+    """Calendar expansion of a birth time (docs/namegen.md §2 step 4): a dict with 农历, 生肖, 季节, 节日, 节气,
     八字 (pillars only), 八字和五行, 五行缺失 (list).
 
     With the year, month or day unknown the date is computed with 2024 / 1 / 1 substituted, then 农历,

@@ -18,7 +18,7 @@ FLAG_FAIL = 4  # over the round limit and no explicit score ever
 
 
 def tau(t: int, *, lr: float = 0.8, alpha: float = 0.8, warmup: int = 2) -> float:
-    """Threshold after t scorings: lr for t < 2, else lr / (alpha * ln(t + warmup)) (spec §2 step 10)."""
+    """Threshold after t scorings: lr for t < 2, else lr / (alpha * ln(t + warmup)) (docs/namegen.md §2 step 10)."""
     if t < 0:
         raise ValueError(f"tau: t must be >= 0, got {t}")
     return lr if t < 2 else lr / (alpha * math.log(t + warmup))

@@ -1,4 +1,4 @@
-"""CBNames test set loader (spec §3) and the text helpers shared by the poem store and the Acc metric.
+"""CBNames test set loader (docs/namegen.md §3) and the text helpers shared by the poem store and the Acc metric.
 
 `load_cbnames(data_dir)` reads `test_data_500.csv` (query, user_preference as a Python dict literal, up_w
 as a list literal, r_poem) and checks it against `test_up_500.json` (same order and values) and

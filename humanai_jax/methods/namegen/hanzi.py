@@ -1,4 +1,4 @@
-"""Hanzi -> five-element table (spec §3). The real table is the reference's `hanzi_poems.csv` /
+"""Hanzi -> five-element table (docs/namegen.md §3). The real table is the reference's `hanzi_poems.csv` /
 `hanzi_all_simple.csv` (HF `Audrey33/Chinese_hanzi_poem`; columns `字, 拼音, 汉字五行, 吉凶寓意, 基本解释, …`, any
 extra columns ignored). Only `字` and `汉字五行` are read. Formats, by extension: `.csv` (comma), `.tsv` / `.txt`
 (tab), `.jsonl` (one `{"字": …, "汉字五行": …}` object per line), UTF-8 (a BOM is accepted).

@@ -3,7 +3,7 @@ shared extraction ladder (`humanai_jax.agents.extract_json`), validates, repairs
 quoting the error (at most `max_attempts` tries, then `StructuredOutputError`), and writes one trace line
 per call.
 
-Trace (`traces.jsonl`, agents-common §4): `{"type": "llm_call", run_id, step, system, agent (the tag),
+Trace (`traces.jsonl`, docs/agents.md §4): `{"type": "llm_call", run_id, step, system, agent (the tag),
 item_id, round, attempt, prompt_hash, messages, gen_config, backend, response, usage, latency_s, parsed,
 parse_error}`; events `{"type": "event", run_id, step, system, item_id, name, data}` (flags, thresholds).
 The repair loop is ours rather than `agents.chat_json` because every attempt must be traced with its own

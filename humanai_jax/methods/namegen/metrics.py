@@ -1,4 +1,4 @@
-"""The CBNames metric suite (spec §4): EMOC_w, EMOC_std, CRC, LR, Acc (8 deterministic fact checks), IMOC
+"""The CBNames metric suite (docs/namegen.md §4): EMOC_w, EMOC_std, CRC, LR, Acc (8 deterministic fact checks), IMOC
 (+std), CMOC (+std). Judge prompts are data files (`prompts/zh/metric_*.txt`); every judge call goes through
 the ChatBackend with JSON parsing and capped repair (`llm.Caller`).
 

@@ -1,4 +1,4 @@
-"""Nov, the optional name-novelty metric of CBNames (spec §4; the reference's `eval_Nov` on its Python port of
+"""Nov, the optional name-novelty metric of CBNames (docs/namegen.md §4; the reference's `eval_Nov` on its Python port of
 the R package ChineseNames, `utils/ChineseNames.py`).
 
 Per given-name character (up to 3), from the ChineseNames `givenname` table (2,614 characters; CSV columns

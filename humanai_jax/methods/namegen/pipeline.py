@@ -1,6 +1,6 @@
 """NAMeGEn for one query: MOM prepares (weights, extraction, calendar facts, poem retrieval with MOE judging,
 objective refinement), then MOG generates and MOE evaluates in a loop with the threshold schedule and flags
-0-4 (spec §2). Every model call goes through `llm.Caller` (traced, JSON repaired with capped retries); every
+0-4 (docs/namegen.md §2). Every model call goes through `llm.Caller` (traced, JSON repaired with capped retries); every
 prompt is a data file in `prompts/zh/`.
 
 `Settings` holds the loop constants and the ablation switches (wo_R, wo_evalR, wo_Imp, wo_Exp, wo_evalGen,

@@ -9,7 +9,7 @@ A poem is a dict with `id, title, dynasty, author, content` (lines joined by `|`
   * `poems_from_cbnames(rows)`: the distinct gold `r_poem`s of CBNames (smoke runs only: they are the
     answers of the same queries, so numbers on them are never reported).
 
-Retrieval (spec §2 step 6, "ours"): filter by type and by excluded ids; pre-filter poems whose topics name
+Retrieval (docs/namegen.md §2 step 6, "ours"): filter by type and by excluded ids; pre-filter poems whose topics name
 the festival / solar term / season (skipped when it leaves nothing, and by the caller from round 5 on);
 BM25 of the meanings (寓意) over `topics` keeps the top min(300, n/2); BM25 of the description over
 `implication` ranks those; poems containing characters of a missing element come first (stable), annotated

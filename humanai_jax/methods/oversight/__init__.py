@@ -1,4 +1,4 @@
-"""Scalable oversight (../shared/specs/oversight.md): weak-to-strong generalisation (Burns et al. 2023),
+"""Scalable oversight (docs/oversight.md): weak-to-strong generalisation (Burns et al. 2023),
 debate (Irving et al. 2018; Khan et al. 2024) and sandwiching (Bowman et al. 2022). See docs/oversight.md.
 
   losses     xent, logconf (auxiliary confidence loss, two warm-up modes), product: pure functions

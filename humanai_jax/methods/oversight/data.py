@@ -1,4 +1,4 @@
-"""Binary data sets for weak-to-strong training (spec §1.3). Every loader returns a `BinaryData`
+"""Binary data sets for weak-to-strong training (docs/oversight.md §1.3). Every loader returns a `BinaryData`
 {train, test} of `BinarySplit`s: labels int {0, 1} [N], texts (text sets) and/or numeric arrays (toy).
 
   toy_latent          synthetic, CPU: y = 1(w·x > 0); the strong model's features hold w·x (+ noise) and
@@ -246,7 +246,7 @@ def build(data_cfg, shared_dir: str) -> BinaryData:
 def encode_texts(tokenizer, texts: Sequence[str], max_ctx: int, *, truncate: bool = False
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(tokens int32 [N_kept, T], mask int32 [N_kept, T], kept bool [N]): right-padded with the pad id (EOS if
-    none); T = the longest kept input. Inputs of >= max_ctx tokens are dropped (spec §1.1), or with
+    none); T = the longest kept input. Inputs of >= max_ctx tokens are dropped (docs/oversight.md §1.1), or with
     `truncate` cut to their first max_ctx - 1 tokens (a deviation for long-text sets such as blog_need)."""
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     if truncate:

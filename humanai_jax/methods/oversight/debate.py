@@ -1,4 +1,4 @@
-"""Debate (spec §2; Irving et al. 2018, Khan et al. 2024) over ChatBackends.
+"""Debate (docs/oversight.md §2; Irving et al. 2018, Khan et al. 2024) over ChatBackends.
 
 Item = {id, question, answers: [a0, a1], correct: 0|1, context}; the judge never sees `context`.
 Protocols, each run with both answer orders (position bias cancels):

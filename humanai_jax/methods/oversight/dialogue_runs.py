@@ -1,6 +1,6 @@
 """Runners for the debate and sandwich variants: MotiveBench items -> protocol -> traces.jsonl + results.
 
-Debate items (spec §2): context = the full stem; question = the fixed type question of the task
+Debate items (docs/oversight.md §2): context = the full stem; question = the fixed type question of the task
 (prompts/questions.json); answers = gold + one wrong option (wrong_option "random" with the data seed, or
 "hardest" = the wrong option most chosen in a MotiveBench predictions.jsonl), the gold's position drawn with
 the seed. Sandwich items: the 6-option items as they are.

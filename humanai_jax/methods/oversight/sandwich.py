@@ -1,4 +1,4 @@
-"""Sandwiching (spec §3; Bowman et al. 2022) over ChatBackends, on 6-option MotiveBench items.
+"""Sandwiching (docs/oversight.md §3; Bowman et al. 2022) over ChatBackends, on 6-option MotiveBench items.
 
 Expert = the gold labels. Assistant = the strong model with the full stem (may be wrong). Non-expert = the
 weak model, or any model restricted to the first `nonexpert_chars` characters of the stem.

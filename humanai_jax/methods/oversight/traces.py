@@ -1,4 +1,4 @@
-"""Trace records for the dialogue protocols (../shared/specs/agents-common.md §4): one JSONL file per run,
+"""Trace records for the dialogue protocols (docs/agents.md §4): one JSONL file per run,
 `llm_call` records for every chat call and `event` records for every decision the metrics use, so each
 metric is recomputable from `traces.jsonl` alone (`debate.metrics_from_events`, `sandwich.metrics_from_events`)."""
 

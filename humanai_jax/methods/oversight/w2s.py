@@ -1,4 +1,4 @@
-"""The weak-to-strong protocol (Burns et al. 2023; spec §1.1), trained with the shared `Trainer`.
+"""The weak-to-strong protocol (Burns et al. 2023; docs/oversight.md §1.1), trained with the shared `Trainer`.
 
     fit_classifier(workdir, model, arrays, targets, loss_fn, ...) -> params   one training run
     predict_proba(model, params, arrays) -> [N, 2]

@@ -4,5 +4,5 @@ Modules: `data` (tweets / user-pool loaders), `timing` (time density, sampler, s
 hot list, pages, views), `parsing` (decision / number extraction, reference and robust modes), `agents`
 (prompt assembly for users, attackers and moderation), `simulator` (event heap, virtual clock,
 phase-synchronous ticks with one `chat_batch` per tick, checkpoint / resume), `rules` (a transparent
-rule-based policy as a ChatBackend), `metrics` (spec §10 from traces), `backends` (backend from config).
+rule-based policy as a ChatBackend), `metrics` (docs/trendsim.md §10 from traces), `backends` (backend from config).
 """

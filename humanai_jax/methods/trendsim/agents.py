@@ -1,4 +1,4 @@
-"""Prompt assembly for humanoid users, prototype attackers and moderation (spec §4-§7). Templates are data
+"""Prompt assembly for humanoid users, prototype attackers and moderation (docs/trendsim.md §4-§7). Templates are data
 files in `prompts/<lang>/` (string.Template, `$field`); every call is one user message, no system message,
 as in the reference. Views are rendered once per step and kept in the visit state (so the perception and
 the decision of a step read the same page, and a checkpoint needs no re-rendering).

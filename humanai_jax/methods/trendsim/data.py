@@ -1,4 +1,4 @@
-"""Loaders for the TrendSim data files (spec §9): `tweets.csv` and `user_1000.csv`, both without a header.
+"""Loaders for the TrendSim data files (docs/trendsim.md §9): `tweets.csv` and `user_1000.csv`, both without a header.
 
 tweets.csv: UTF-8 with BOM, 6 columns `index, title, brief_intro, content, source, publish_time`.
 user_1000.csv: UTF-8 (no BOM), CRLF, 6 columns `index, uid, name, followed_num, following_num, description`.

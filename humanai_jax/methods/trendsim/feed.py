@@ -1,6 +1,6 @@
 """Feed ordering for the Main page (issue item 5, behind `SimConfig.feed`).
 
-  feed = "hot"       the reference: the hot list (likes, descending; spec §2)
+  feed = "hot"       the reference: the hot list (likes, descending; docs/trendsim.md §2)
   feed = "persona"   a content-based recommender: every published comment is scored by the cosine similarity
                      of character-bigram counts (CJK has no spaces; bigrams are the usual dictionary-free
                      unit) between the viewer's persona + memory and the comment text; higher first, ties

@@ -1,4 +1,4 @@
-"""Social-media state (spec §2): one post, its counters, a hot list of comments sorted by likes and the
+"""Social-media state (docs/trendsim.md §2): one post, its counters, a hot list of comments sorted by likes and the
 replies of each comment. Plain data (JSON round-trip via `to_json` / `from_json`) so a run checkpoints.
 
 Hot-list rule: a new comment goes to the end with 0 likes; a like moves the comment up past every comment

@@ -1,4 +1,4 @@
-"""Reading model replies (spec §4-§7). Each parser has a reference-compatible mode and a robust mode.
+"""Reading model replies (docs/trendsim.md §4-§7). Each parser has a reference-compatible mode and a robust mode.
 
 decision (`parse_decision`):
   reference: the first digit of the reply; no digit -> code 0 (biases towards Enter / Like post / Like

@@ -1,4 +1,4 @@
-"""The event-driven TrendSim simulator (spec §3-§8) with phase-synchronous ticks.
+"""The event-driven TrendSim simulator (docs/trendsim.md §3-§8) with phase-synchronous ticks.
 
 Clock and heap: a min-heap of `(time, aid)` visit events in integer virtual seconds from the window start.
 Visits run as explicit state machines (plain dicts, so a run checkpoints to JSON at any tick boundary):
@@ -38,7 +38,7 @@ from humanai_jax.methods.trendsim.feed import FEEDS, feed_order
 from humanai_jax.methods.trendsim.media import SocialMedia
 
 TYPE_CODE = {"normal": 0, "S": 1, "T": 2, "F": 3}
-PRESETS = {  # (normal, S, T, F), spec §1; `clean` is always all-normal
+PRESETS = {  # (normal, S, T, F), docs/trendsim.md §1; `clean` is always all-normal
     "mild": (900, 33, 33, 34), "medium": (700, 100, 100, 100), "severe": (500, 166, 167, 167),
     "debug": (700, 100, 100, 100)}
 STATE_VERSION = 1

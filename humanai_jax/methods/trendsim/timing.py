@@ -1,4 +1,4 @@
-"""Time-aware interaction (spec §3): the visit-time density, its normaliser, the 101-point sampler and the
+"""Time-aware interaction (docs/trendsim.md §3): the visit-time density, its normaliser, the 101-point sampler and the
 visit schedules of normal users and attackers. Times are integer virtual seconds from the window start.
 
 Density on x in [0, 10] with `A = 0.5 + like_num / n_agents + emotion`, alpha = 1, T = 5:

@@ -1,6 +1,6 @@
 """Native offline game environments for LearnArena (textarena is not a dependency).
 
-`make(env_id)` builds one: TicTacToe-v0 (textarena 0.5.6 rules, spec §6), Checkers-v0 (textarena 0.5.6's
+`make(env_id)` builds one: TicTacToe-v0 (textarena 0.5.6 rules, docs/learnarena.md §6), Checkers-v0 (textarena 0.5.6's
 simplified rules), ConnectFour-v0 and UltimateTicTacToe-v0 (ours, in TextArena's style).
 All follow the `GameEnv` protocol of `base.py`.
 """

@@ -24,22 +24,14 @@ import math
 import sys
 from collections.abc import Mapping
 
+from humanai_jax.data.jsonl import iter_jsonl
+
 OWNER = {"debate": "oversight", "sandwich": "oversight", "sandwiching": "oversight", "w2s": "oversight"}
 
 
 def trace_system(trace_path: str) -> str:
-    """The `system` named by the trace's records (all must agree)."""
-    systems = set()
-    with open(trace_path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{trace_path}:{lineno}: not JSON ({e.msg})") from None
-            if "system" in record:
-                systems.add(record["system"])
+    """The `system` named by the trace's records (all must agree); a bad line is named by file:line."""
+    systems = {record["system"] for _, record in iter_jsonl(trace_path, error=ValueError) if "system" in record}
     if len(systems) != 1:
         raise ValueError(f"{trace_path}: expected one system in the trace's records, found {sorted(systems) or 'none'}")
     return systems.pop()

@@ -17,7 +17,7 @@ def test_trace_system_and_compare_by_hand(tmp_path):
     with pytest.raises(ValueError, match="one system"):
         replay_metrics.trace_system(str(trace))
     trace.write_text('{"system": "genmentor"}\nnot json\n')
-    with pytest.raises(ValueError, match=r"traces.jsonl:2: not JSON"):
+    with pytest.raises(ValueError, match=r"traces.jsonl:2: invalid JSON"):
         replay_metrics.trace_system(str(trace))
     n, diffs = replay_metrics.compare({"a": {"x": 1.0, "y": [2, 3]}, "ok": True},
                                       {"a": {"x": 1.0 + 1e-12, "y": [2, 4]}, "extra": 5})

@@ -18,25 +18,15 @@ import json
 
 import numpy as np
 
+from humanai_jax.data.jsonl import iter_jsonl
 from humanai_jax.methods.trendsim import timing
 
 HOUR = 3600
 
 
 def read_events(path: str) -> list[dict]:
-    """The event records of a trace file, in order (llm_call records skipped)."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{number}: invalid JSON ({e.msg})") from None
-            if rec.get("type") == "event":
-                out.append(rec)
-    return out
+    """The event records of a trace file, in order (llm_call records skipped); a bad line is named by file:line."""
+    return [rec for _, rec in iter_jsonl(path, error=ValueError) if rec.get("type") == "event"]
 
 
 def _ratio(a: float, b: float) -> float | None:

@@ -110,3 +110,41 @@ def test_training_beats_popularity(synthetic, backbone, loss, batch_size):
                             eval_every_after=100, patience=3)
     assert res.best_metric > 1.2 * _popularity_recall(d)["recall@20"]
     assert res.best_metric == max(h["recall@20"] for h in res.history)
+
+
+def test_early_stopping_on_the_trainer_equals_the_plain_epoch_loop(synthetic):
+    """train_dense (one Trainer step per epoch, selection and patience in a hook) against the plain loop written
+    out here: same losses, same evaluated epochs, same stopping epoch, bitwise the same selected embeddings."""
+    d = synthetic
+    hp = dense.DenseHParams(dim=8, init_std=0.1, batch_size=256, num_negatives=8, negative_weight=8, lr=3e-2,
+                            negative_group_size=256)
+    graph = dense.build_graph(d.train)
+    weights = np.ones(len(d.train_pairs), np.float32)
+    select = lambda eu, ei: ranking.evaluate(dense.score_rows_fn(eu, ei), d.train, d.test)  # noqa: E731
+    kw = dict(max_epochs=30, eval_every=2, eval_every_after=100, patience=2)
+    res = dense.train_dense(d.train_pairs, weights, graph, d.n_users, d.n_items, hp, key=jax.random.PRNGKey(1),
+                            select=select, **kw)
+
+    init_key, key = jax.random.split(jax.random.PRNGKey(1))  # the plain loop (the reference)
+    params = dense.init_params(init_key, d.n_users, d.n_items, hp)
+    opt_state = dense.make_optimizer(hp).init(params)
+    best, stale, history, epoch = (-np.inf, 0, None), 0, [], 0
+    for epoch in range(1, kw["max_epochs"] + 1):
+        key, sub = jax.random.split(key)
+        params, opt_state, loss = dense.train_epoch(params, opt_state, sub, jnp.asarray(d.train_pairs),
+                                                    jnp.asarray(weights), graph, hp=hp, n_items=d.n_items)
+        if epoch % kw["eval_every"]:
+            continue
+        metrics = select(*dense.embeddings(params, graph, hp.backbone, hp.n_layers))
+        history.append({"epoch": epoch, "loss": float(loss), **metrics})
+        if metrics["recall@20"] > best[0]:
+            best, stale = (metrics["recall@20"], epoch, params), 0
+        else:
+            stale += 1
+            if stale >= kw["patience"]:
+                break
+    assert res.epochs_run == epoch < kw["max_epochs"]  # it did stop early
+    assert res.history == history and res.best_epoch == best[1]
+    for name in ("user", "item"):
+        np.testing.assert_array_equal(np.asarray(res.params[name]), np.asarray(best[2][name]))
+

@@ -115,6 +115,22 @@ def test_toy_task_steps_hooks_and_metrics(tmp_path):
     assert glob.glob(str(tmp_path / "tb" / "events.out.tfevents.*"))
 
 
+def test_a_hook_can_stop_training_early(tmp_path):
+    """A hook returning STOP_TRAINING ends the run after that step: no later step runs, the final checkpoint is
+    that step, the flag is not logged as a metric."""
+    from humanai_jax.train.trainer import STOP_TRAINING
+
+    def stop_at_3(step, state):
+        return {"hook_w": float(state["w"]), STOP_TRAINING: step == 3}
+
+    state, summary = _fit(tmp_path, 10, every=0, hooks=[(stop_at_3, 1)])
+    assert summary["stopped_early"] and summary["final_step"] == 3 and int(state["step"]) == 3
+    assert float(state["w"]) == _expected_w(3)[-1]
+    assert [s for s, _ in _metric(tmp_path, "loss")] == [1, 2, 3]
+    assert all(STOP_TRAINING not in r for r in experiment.read_metrics(str(tmp_path)))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3"]
+
+
 def test_resume_drops_stale_metrics_and_equals_an_uninterrupted_run(tmp_path):
     whole = tmp_path / "whole"
     _fit(whole, 6)

@@ -213,40 +213,68 @@ def train_dense(
     patience: int = 50,
     log: Callable[..., Any] | None = None,
     fixed_epochs: int | None = None,
+    workdir: str | None = None,
 ) -> DenseResult:
-    """Trains with Adam; evaluates `select(user_emb, item_emb)` on the UltraGCN schedule (every
-    `eval_every` epochs, every epoch from `eval_every_after`) and keeps the best embeddings; stops after
-    `patience` evaluations without improvement. With `fixed_epochs`, trains exactly that many epochs
-    and returns the last state (the honest protocol's retraining)."""
+    """Trains with Adam, one Trainer step per epoch (`train.trainer`, `python_step`: each step calls the jitted
+    `train_epoch`); evaluates `select(user_emb, item_emb)` on the UltraGCN schedule (every `eval_every`
+    epochs, every epoch from `eval_every_after`) and keeps the best embeddings; stops after `patience`
+    evaluations without improvement (the hook's early stop). With `fixed_epochs`, trains exactly that many
+    epochs and returns the last state (the honest protocol's retraining). `workdir`: where the Trainer keeps
+    metrics.jsonl and the final checkpoint (None: a temporary folder). No resume: the selection state (best
+    embeddings, evaluations without improvement) is not checkpointed, so a rerun starts over."""
+    import tempfile
+
+    from humanai_jax.checkpoint import abstract_like
+    from humanai_jax.train.trainer import STOP_TRAINING, CheckpointConfig, Trainer, TrainerConfig, TrainTask
+
     init_key, key = jax.random.split(key)
     params = init_params(init_key, n_users, n_items, hp)
-    opt_state = make_optimizer(hp).init(params)
+    start = {"params": params, "opt_state": make_optimizer(hp).init(params), "key": key}
     pairs_d = jnp.asarray(pairs, jnp.int32)
     weights_d = jnp.asarray(weights, jnp.float32)
-    best = (-np.inf, 0, None)
-    stale, history = 0, []
     epochs = fixed_epochs if fixed_epochs is not None else max_epochs
-    epoch = 0
-    for epoch in range(1, epochs + 1):
-        key, sub = jax.random.split(key)
-        params, opt_state, loss = train_epoch(params, opt_state, sub, pairs_d, weights_d, graph, hp=hp,
-                                              n_items=n_items)
+    last_loss: dict[str, jax.Array] = {}
+
+    def epoch_step(state, _batch):
+        key, sub = jax.random.split(state["key"])
+        params, opt_state, loss = train_epoch(state["params"], state["opt_state"], sub, pairs_d, weights_d, graph,
+                                              hp=hp, n_items=n_items)
+        last_loss["loss"] = loss
+        return {"params": params, "opt_state": opt_state, "key": key}, {"loss": loss}
+
+    best = {"metric": -np.inf, "epoch": 0, "params": None, "stale": 0}
+    history: list[dict] = []
+
+    def select_epoch(epoch: int, state):
+        """The selection hook: evaluate on the schedule, keep the best embeddings, stop after `patience`."""
         if fixed_epochs is not None or select is None:
-            continue
+            return None
         if not (epoch % eval_every == 0 or epoch >= eval_every_after or epoch == epochs):
-            continue
-        eu, ei = embeddings(params, graph, hp.backbone, hp.n_layers)
+            return None
+        eu, ei = embeddings(state["params"], graph, hp.backbone, hp.n_layers)
         metrics = select(eu, ei)
-        history.append({"epoch": epoch, "loss": float(loss), **metrics})
+        history.append({"epoch": epoch, "loss": float(last_loss["loss"]), **metrics})
         if log is not None:
-            log(epoch, loss=float(loss), **metrics)
-        if metrics[select_metric] > best[0]:
-            best, stale = (metrics[select_metric], epoch, params), 0
+            log(epoch, loss=float(last_loss["loss"]), **metrics)
+        if metrics[select_metric] > best["metric"]:
+            best.update(metric=metrics[select_metric], epoch=epoch, params=state["params"], stale=0)
         else:
-            stale += 1
-            if stale >= patience:
-                break
-    final = params if best[2] is None else best[2]
+            best["stale"] += 1
+        return {f"select_{k}": v for k, v in metrics.items()} | {STOP_TRAINING: best["stale"] >= patience}
+
+    abstract = abstract_like(start)
+    task = TrainTask(init=lambda rng: start, abstract_state=abstract,
+                     state_shardings=jax.tree.map(lambda a: a.sharding, abstract), step=epoch_step,
+                     batch_at=lambda step: {}, abstract_batch={}, python_step=True,
+                     fingerprint={"hp": dataclasses.asdict(hp), "epochs": epochs})
+    with tempfile.TemporaryDirectory(prefix="dense_") as tmp:
+        trainer = Trainer(workdir or tmp, TrainerConfig(steps=epochs, log_every=max(1, eval_every), progress=False,
+                                                        tensorboard=False),
+                          CheckpointConfig(every=0, keep=1, async_save=False, resume=False))
+        trainer.add_hook(select_epoch, every=1, at_end=False)
+        state, summary = trainer.fit(task)
+    final = state["params"] if best["params"] is None else best["params"]
     eu, ei = embeddings(final, graph, hp.backbone, hp.n_layers)
-    best_epoch = epoch if best[2] is None else best[1]
-    return DenseResult(final, eu, ei, best_epoch, float(best[0]), epoch, history)
+    epochs_run = summary["final_step"]
+    best_epoch = epochs_run if best["params"] is None else best["epoch"]
+    return DenseResult(final, eu, ei, best_epoch, float(best["metric"]), epochs_run, history)

@@ -11,6 +11,9 @@ Orbax checkpoints, the SIGTERM save, hooks (eval, export, plots) and process-0-o
     trainer = Trainer(workdir, TrainerConfig(steps=200, log_every=10), CheckpointConfig(every=50))
     trainer.add_hook(evaluate, every=50)            # evaluate(step, state) -> dict of metrics
     state, summary = trainer.fit(task)
+
+A hook that returns `{STOP_TRAINING: True, ...}` ends the run after that step (early stopping): the final
+checkpoint is written and `summary["stopped_early"]` is True.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from humanai_jax.train import runtime
 
 State = Any
 Batch = Mapping[str, Any]
+STOP_TRAINING = "stop_training"  # a hook result key: end the run after this step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,16 +226,20 @@ class Trainer:
             pending.clear()
             return record
 
-        def run_hooks(step: int, final: bool) -> None:
+        def run_hooks(step: int, final: bool) -> bool:
+            """Runs the due hooks; True when one of them asked to stop training."""
+            stop = False
             for hook in self.hooks:
                 due = (hook.every and step % hook.every == 0) or (final and hook.at_end)
                 if due:
-                    out = hook.fn(step, state)
+                    out = dict(hook.fn(step, state) or {})
+                    stop |= bool(out.pop(STOP_TRAINING, False))
                     if out:
                         self.metrics.write(step, **out)
-                        writers.write(step, dict(out))
+                        writers.write(step, out)
+            return stop
 
-        step, preempted = start, False
+        step, preempted, stopped_early = start, False, False
         with runtime.PreemptionGuard() as guard:
             while step < cfg.steps:
                 state, metrics = step_fn(state, self._global_batch(task, step))  # donates the old state
@@ -244,7 +252,11 @@ class Trainer:
                     time.sleep(cfg.slow_step_s)
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     last = flush()
-                run_hooks(step, final=step == cfg.steps)
+                stopped_early = run_hooks(step, final=step == cfg.steps) and step < cfg.steps
+                if stopped_early:
+                    if pending:
+                        last = flush()
+                    break
                 if self.ckpt.every and step % self.ckpt.every == 0:
                     self._save(checkpointer, step, state, task)
                 if guard.should_stop(step, checkpointer):
@@ -262,7 +274,8 @@ class Trainer:
         if bar is not None:
             bar.close()
         writers.close()
-        summary = {"start_step": start, "final_step": step, "preempted": preempted, "last_metrics": last,
+        summary = {"start_step": start, "final_step": step, "preempted": preempted, "stopped_early": stopped_early,
+                   "last_metrics": last,
                    "memory_plan": plan, "checkpoint_dir": self.ckpt_dir}
         return state, summary
 

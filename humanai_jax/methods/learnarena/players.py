@@ -23,6 +23,7 @@ import numpy as np
 
 from humanai_jax.methods.learnarena.games.checkers import checkers_moves
 from humanai_jax.methods.learnarena.games.connect_four import COLS, drop_row, four_in_a_row
+from humanai_jax.methods.learnarena.games.tak import first_legal_from_observation, tak_move
 from humanai_jax.methods.learnarena.games.tictactoe import MARKS as TTT_MARKS, winner_of
 
 __all__ = ["make_player", "PLAYER_KINDS", "tictactoe_best_moves", "connect_four_move", "ultimate_move", "checkers_move",
@@ -181,6 +182,8 @@ def make_player(kind: str, env, rng: np.random.Generator | None = None) -> Calla
             return lambda observation: "[{}, {}, {}]".format(*ultimate_move(env, env.current_player))
         if env.env_id == "Checkers-v0":
             return lambda observation: "[{} {} {} {}]".format(*checkers_move(env.board, env.current_player))
+        if env.env_id == "Tak-v0":
+            return lambda observation: tak_move(env, env.current_player)
         raise ValueError(f"no heuristic player for {env.env_id}")
     raise ValueError(f"unknown player kind {kind!r}; valid: {PLAYER_KINDS}")
 
@@ -196,6 +199,8 @@ def scripted_move_backend(name: str = "scripted-first-legal"):
     from humanai_jax.agents import ScriptedBackend
 
     def move(messages) -> str:
+        if "in Tak" in messages[-1]["content"]:  # Tak lists no moves: read the position back from the board
+            return first_legal_from_observation(messages[-1]["content"])
         found = _AVAILABLE.findall(messages[-1]["content"])
         return _MOVE.findall(found[-1])[0] if found else "[0]"
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 from humanai_jax.methods.learnarena.games.base import GAME_ID, GameEnv, TwoPlayerTextGame
 from humanai_jax.methods.learnarena.games.checkers import Checkers
 from humanai_jax.methods.learnarena.games.connect_four import ConnectFour
+from humanai_jax.methods.learnarena.games.tak import Tak
 from humanai_jax.methods.learnarena.games.tictactoe import TicTacToe
 from humanai_jax.methods.learnarena.games.ultimate_tictactoe import UltimateTicTacToe
 
-__all__ = ["GAME_ID", "GameEnv", "TwoPlayerTextGame", "TicTacToe", "ConnectFour", "UltimateTicTacToe", "Checkers",
+__all__ = ["GAME_ID", "GameEnv", "TwoPlayerTextGame", "TicTacToe", "ConnectFour", "UltimateTicTacToe", "Checkers", "Tak",
            "GAMES",
            "make"]
 
 GAMES = {"TicTacToe-v0": TicTacToe, "ConnectFour-v0": ConnectFour, "UltimateTicTacToe-v0": UltimateTicTacToe,
-         "Checkers-v0": Checkers}
+         "Checkers-v0": Checkers, "Tak-v0": Tak}
 
 
 def make(env_id: str) -> TwoPlayerTextGame:

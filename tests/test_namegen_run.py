@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("cnlunar")
 pytest.importorskip("rank_bm25")
 
+from configs.namegen import get_config  # noqa: E402
 from humanai_jax.agents import GenConfig, RecordingBackend, ReplayBackend  # noqa: E402
 from humanai_jax.methods.namegen import data, hanzi, metrics, pipeline, poems, runner  # noqa: E402
 from humanai_jax.methods.namegen.backends import build_backend, mock_backend  # noqa: E402
@@ -108,21 +109,14 @@ def test_killed_run_resumes_without_repeating_finished_queries(tmp_path):
 
 
 def test_config_variants_resolve():
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "namegen.py"
-    mod_spec = importlib.util.spec_from_file_location("namegen_config", path)
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
     for variant in runner.METHODS:
-        c = module.get_config(variant)
+        c = get_config(variant)
         assert c.methods == variant and c.backend.kind == "mock" and c.plumbing
-    assert set(module.get_config("compare").methods.split(",")) == set(runner.METHODS)
-    c = module.get_config("full,kind=openai,base_url=http://127.0.0.1:8000,model=m,limit=0")
+    assert set(get_config("compare").methods.split(",")) == set(runner.METHODS)
+    c = get_config("full,kind=openai,base_url=http://127.0.0.1:8000,model=m,limit=0")
     assert (c.backend.kind, c.backend.base_url, c.limit, c.plumbing) == ("openai", "http://127.0.0.1:8000", 0, False)
     with pytest.raises(ValueError, match="Unknown variant"):
-        module.get_config("nope")
+        get_config("nope")
     with pytest.raises(ValueError, match="unknown backend.kind"):
         build_backend({"kind": "nope"})
 
@@ -130,16 +124,8 @@ def test_config_variants_resolve():
 @pytest.mark.skipif(not os.path.exists(os.path.join(data.default_data_dir(), "test_data_500.csv")),
                     reason="CBNames data absent")
 def test_experiment_entry_point_plumbing_run(tmp_path):
-    import importlib.util
-    import pathlib
-
     from experiments.run import run_experiment
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "namegen.py"
-    mod_spec = importlib.util.spec_from_file_location("namegen_config", path)
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    config = module.get_config("full,limit=2")
+    config = get_config("full,limit=2")
     results = run_experiment(config, str(tmp_path))
     assert results["plumbing"] is True and results["n_queries"] == 2
     assert results["methods"]["full"]["CMOC"]["n"] == 2

@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("cnlunar")
 pytest.importorskip("rank_bm25")
 
+from configs.namegen import get_config  # noqa: E402
 from humanai_jax.agents import GenConfig, ScriptedBackend  # noqa: E402
 from humanai_jax.methods.namegen import data, hanzi, metrics, novelty, pipeline, poems, runner  # noqa: E402
 from humanai_jax.methods.namegen.backends import mock_backend, mock_rules  # noqa: E402
@@ -167,19 +168,12 @@ def test_run_reports_nov_and_tables(tmp_path):
 @pytest.mark.skipif(not os.path.exists(os.path.join(data.default_data_dir(), "test_data_500.csv")),
                     reason="CBNames data absent")
 def test_entry_point_records_which_tables_were_used(tmp_path):
-    import importlib.util
-    import pathlib
-
     from experiments.run import run_experiment
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "namegen.py"
-    mod_spec = importlib.util.spec_from_file_location("namegen_config", path)
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
     _write_chinese_poetry(tmp_path / "cp")
     (tmp_path / "hanzi.csv").write_text(HANZI_CSV, encoding="utf-8")
     (tmp_path / "givenname.csv").write_text(NAMES_CSV, encoding="utf-8")
-    config = module.get_config(f"wo_evalGen,limit=1,poems={tmp_path / 'cp'},hanzi={tmp_path / 'hanzi.csv'},"
+    config = get_config(f"wo_evalGen,limit=1,poems={tmp_path / 'cp'},hanzi={tmp_path / 'hanzi.csv'},"
                                f"names={tmp_path / 'givenname.csv'}")
     results = run_experiment(config, str(tmp_path / "run"))
     tables = results["tables"]
@@ -211,16 +205,9 @@ def test_fetch_tables_header_scan_and_dry_run(tmp_path, capsys):
 
 
 def test_tiny_variant_is_the_projects_model_and_stays_plumbing():
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "configs" / "namegen.py"
-    mod_spec = importlib.util.spec_from_file_location("namegen_config", path)
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    c = module.get_config("tiny")
+    c = get_config("tiny")
     assert (c.backend.kind, c.backend.chat_template, c.plumbing, c.limit) == ("project", "plain", True, 1)
-    c = module.get_config("tiny,checkpoint=/x/run")
+    c = get_config("tiny,checkpoint=/x/run")
     assert c.backend.checkpoint == "/x/run" and c.plumbing
-    c = module.get_config("full,names=/a/givenname.csv,surnames=/a/familyname.csv,hanzi=/a/h.csv,poems=/a/cp")
+    c = get_config("full,names=/a/givenname.csv,surnames=/a/familyname.csv,hanzi=/a/h.csv,poems=/a/cp")
     assert (c.names, c.surnames, c.hanzi, c.poems) == ("/a/givenname.csv", "/a/familyname.csv", "/a/h.csv", "/a/cp")

@@ -24,7 +24,7 @@ import numpy as np
 
 from humanai_jax import configs, experiment
 from humanai_jax.data.corpus import generate_corpus
-from humanai_jax.data.tokenizer import load_tokenizer
+from humanai_jax.data.tokenizer import given_or_trained
 from humanai_jax.decoding import build_item_trie
 from humanai_jax.eval import stats
 from humanai_jax.methods.reclm import data as rdata, encode, evaluate as rev, model as rmodel, train as rtrain
@@ -65,15 +65,11 @@ def read_raw(d):
 def tokenizer_for(config, workdir: str, raw_titles: list[str]):
     """A given tokenizer (data.tokenizer, or the checkpoint's), else a BPE fit on the training text:
     titles, templates and the system prompt (cached in WORKDIR/tokenizer)."""
-    path = config.data.tokenizer or config.model.hf_path
-    if path:
-        return load_tokenizer(path)
-    out = os.path.join(workdir, "tokenizer")
-    if os.path.exists(os.path.join(out, "tokenizer.json")):
-        return load_tokenizer(out)
-    texts = list(raw_titles) + list(rdata.TRAIN_TEMPLATES) + [rdata.TEST_TEMPLATE, rdata.SYSTEM_PROMPT]
-    texts += [f"{n}. " for n in range(1, 11)] * 10
-    return encode.train_reclm_tokenizer(texts, config.data.vocab_size, out)
+    def train(out: str):
+        texts = list(raw_titles) + list(rdata.TRAIN_TEMPLATES) + [rdata.TEST_TEMPLATE, rdata.SYSTEM_PROMPT]
+        return encode.train_reclm_tokenizer(texts + [f"{n}. " for n in range(1, 11)] * 10, config.data.vocab_size, out)
+
+    return given_or_trained(config.data.tokenizer or config.model.hf_path, os.path.join(workdir, "tokenizer"), train)
 
 
 # ============================================================================ baselines

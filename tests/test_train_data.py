@@ -89,3 +89,23 @@ def test_read_text_corpus_reports_file_and_line(tmp_path):
     txt = tmp_path / "c.txt"
     txt.write_text("first doc\nline two\n\nsecond doc\n")
     assert read_text_corpus(str(txt)) == ["first doc\nline two", "second doc"]
+
+
+def test_given_or_trained_prefers_the_given_tokenizer_then_the_cache_then_trains(tmp_path, tokenizer):
+    from humanai_jax.data.tokenizer import given_or_trained
+
+    calls = []
+
+    def train(out):
+        calls.append(out)
+        return train_tokenizer(generate_corpus(20, seed=1), 300, out)
+
+    cache = str(tmp_path / "tok")
+    first = given_or_trained("", cache, train)
+    assert calls == [cache] and len(first) == 300
+    again = given_or_trained("", cache, train)  # a resumed run reuses the cached one, no retraining
+    assert calls == [cache] and again.get_vocab() == first.get_vocab()
+    given = given_or_trained(tokenizer, cache, train)  # a named tokenizer dir wins over the cache
+    assert given.get_vocab() == load_tokenizer(tokenizer).get_vocab() and calls == [cache]
+    with pytest.raises(ValueError, match="has no chat_template"):
+        given_or_trained(tokenizer, cache, train, chat=True)

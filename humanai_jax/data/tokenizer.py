@@ -5,7 +5,8 @@ tokenizer directory (e.g. the one next to a checkpoint)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 
@@ -56,3 +57,19 @@ def load_tokenizer(path: str):
     ):
         raise FileNotFoundError(f"{path} holds no tokenizer.json / tokenizer_config.json")
     return _transformers().AutoTokenizer.from_pretrained(path)
+
+
+def given_or_trained(path: str, cache_dir: str, train: Callable[[str], Any], *, chat: bool = False):
+    """The tokenizer an experiment runs with: the one at `path` when set (a checkpoint's, or one the config
+    names; with `chat` it must carry a chat template); else the one an earlier run of this workdir trained into
+    `cache_dir` (a resumed run reuses it); else `train(cache_dir)`, which trains one on the training text only
+    and saves it there."""
+    if path:
+        tok = load_tokenizer(path)
+        if chat and not tok.chat_template:
+            raise ValueError(f"tokenizer at {path} has no chat_template")
+        return tok
+    if os.path.exists(os.path.join(cache_dir, "tokenizer.json")):
+        return load_tokenizer(cache_dir)
+    return train(cache_dir)
+

@@ -35,18 +35,13 @@ class TrainedModel:
 def build_tokenizer(config, workdir: str, train: list[dict]):
     """The HF checkpoint's tokenizer (`model.hf_path`, must have a chat template), else a BPE trained on the
     training conversations only (saved in WORKDIR/tokenizer and reloaded on resume)."""
-    from humanai_jax.data.tokenizer import load_tokenizer
+    from humanai_jax.data.tokenizer import given_or_trained
 
-    if config.model.hf_path:
-        tok = load_tokenizer(config.model.hf_path)
-        if not tok.chat_template:
-            raise ValueError(f"tokenizer at {config.model.hf_path} has no chat_template")
-        return tok
-    tok_dir = os.path.join(workdir, "tokenizer")
-    if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-        return load_tokenizer(tok_dir)
-    texts = [m["content"] for s in train for m in G.sft_messages(s, config.data.tracks)]
-    return G.chat_tokenizer(texts, config.data.vocab_size, tok_dir)
+    return given_or_trained(config.model.hf_path, os.path.join(workdir, "tokenizer"),
+                            lambda out: G.chat_tokenizer([m["content"] for s in train
+                                                          for m in G.sft_messages(s, config.data.tracks)],
+                                                         config.data.vocab_size, out),
+                            chat=True)
 
 
 def predict(backend, goals: list[str], max_new_tokens: int, seed: int) -> tuple[list[list[dict]], list[str], int]:

@@ -43,19 +43,13 @@ def load_samples(config, workdir: str) -> tuple[list[dict], list[dict], dict]:
 
 
 def build_tokenizer(config, workdir: str, samples: list[dict]):
-    from humanai_jax.data.tokenizer import load_tokenizer
+    """`data.tokenizer` or the checkpoint's (with a chat template), else a BPE fit on the training text."""
+    from humanai_jax.data.tokenizer import given_or_trained
 
-    path = config.data.tokenizer or config.model.hf_path
-    if path:
-        tok = load_tokenizer(path)
-        if not tok.chat_template:
-            raise ValueError(f"tokenizer at {path} has no chat_template")
-        return tok
-    tok_dir = os.path.join(workdir, "tokenizer")
-    if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-        return load_tokenizer(tok_dir)
-    texts = [m["content"] for s in samples for m in s["messages"]]
-    return tokenize.train_chat_tokenizer(texts, config.data.vocab_size, tok_dir)
+    return given_or_trained(config.data.tokenizer or config.model.hf_path, os.path.join(workdir, "tokenizer"),
+                            lambda out: tokenize.train_chat_tokenizer(
+                                [m["content"] for s in samples for m in s["messages"]], config.data.vocab_size, out),
+                            chat=True)
 
 
 def packed_rows(encoded, sources, config, n_rows: int, seed: int) -> tokenize.PackedBatch:

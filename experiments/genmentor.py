@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 
+from humanai_jax import experiment
 from humanai_jax.agents import GenConfig
 
 
@@ -206,14 +207,12 @@ def replay_metrics(trace_path: str) -> dict:
     """`experiments.replay_metrics` hook: the tutoring metrics (all but `n_calls`) recomputed from the run's
     outputs.jsonl next to the trace (every artefact of every learner, the judge's scores included), with the
     run's bootstrap seed and resample count from DIR/config.json; they must equal results.json's `tutoring`."""
-    import json
 
     from humanai_jax.methods.genmentor import runner
 
     tutoring_dir = os.path.dirname(os.path.abspath(trace_path))
     run_dir = os.path.dirname(tutoring_dir)
-    with open(os.path.join(run_dir, "config.json")) as f:
-        config = json.load(f)
+    config = experiment.read_config(run_dir)
     metrics = runner.metrics_from_outputs(os.path.join(tutoring_dir, "outputs.jsonl"), seed=config["seed"],
                                           n_resamples=config["eval"]["bootstrap_resamples"])
     return {"metrics": metrics, "results": os.path.join(run_dir, "results.json"), "key": "tutoring"}

@@ -14,6 +14,7 @@ import os
 import pathlib
 import uuid
 
+from humanai_jax import experiment
 from humanai_jax.agents import GenConfig
 from humanai_jax.data.jsonl import JsonlWriter, write_jsonl
 from humanai_jax.methods.motivebench import backends, data, runner
@@ -97,13 +98,11 @@ def replay_metrics(trace_path: str) -> dict:
     """`experiments.replay_metrics` hook: `{rules: {reference, robust}}` recomputed from traces.jsonl alone (each
     reply re-extracted with both rules; `parse` mode's second model is not in the trace) with the run's order
     set and bootstrap seed (DIR/config.json); they must equal results.json's `rules`."""
-    import json
 
     from humanai_jax.methods.motivebench.orders import orders
 
     run_dir = os.path.dirname(os.path.abspath(trace_path))
-    with open(os.path.join(run_dir, "config.json")) as f:
-        config = json.load(f)
+    config = experiment.read_config(run_dir)
     n_orders = len(orders(config["permutations"]))
     rules = runner.scores_from_traces(trace_path, n_orders, seed=int(config["seed"]))
     return {"metrics": {"rules": rules}, "results": os.path.join(run_dir, "results.json"), "key": ""}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from humanai_jax import experiment
 from humanai_jax.agents import GenConfig
 
 
@@ -43,15 +44,13 @@ def replay_metrics(trace_path: str) -> dict:
     """`experiments.replay_metrics` hook: every method's metric aggregate recomputed from traces.jsonl (the
     judges' parsed replies, Acc re-checked from the extracted claims) and the inputs the run's config.json
     names (queries, poems, Hanzi table); they must equal results.json's `methods`."""
-    import json
 
     import ml_collections
 
     from humanai_jax.methods.namegen import runner
 
     run_dir = os.path.dirname(os.path.abspath(trace_path))
-    with open(os.path.join(run_dir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    config = ml_collections.ConfigDict(experiment.read_config(run_dir))
     rows, poem_list, (table, _) = _inputs(config)
     metrics = runner.metrics_from_traces(trace_path, rows, poem_list, table, compat=bool(config.loop.compat))
     return {"metrics": metrics, "results": os.path.join(run_dir, "results.json"), "key": "methods"}

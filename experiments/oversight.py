@@ -89,14 +89,12 @@ def run(config, workdir: str) -> dict:
 def replay_metrics(trace_path: str) -> dict:
     """`experiments.replay_metrics` hook for the debate and sandwiching runs: their metrics recomputed from the
     judgment / answer events of traces.jsonl alone, with the run's bootstrap settings (DIR/config.json)."""
-    import json
 
     from humanai_jax.methods.oversight import debate, sandwich
     from humanai_jax.methods.oversight.traces import read_events
 
     run_dir = os.path.dirname(os.path.abspath(trace_path))
-    with open(os.path.join(run_dir, "config.json")) as f:
-        config = json.load(f)
+    config = experiment.read_config(run_dir)
     protocol, d = config["protocol"], config["dialogue"]
     if protocol not in ("debate", "sandwich"):
         raise ValueError(f"{trace_path}: replay covers the debate and sandwich protocols, not {protocol!r}")

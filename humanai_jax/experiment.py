@@ -76,6 +76,12 @@ def read_metrics(workdir: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def read_config(workdir: str) -> dict:
+    """A run's `workdir/config.json` (what `experiments.run` wrote for it) as a dict."""
+    with open(os.path.join(workdir, "config.json")) as f:
+        return json.load(f)
+
+
 def write_json(path: str, payload: Mapping[str, Any]) -> None:
     """Writes JSON atomically (write to a temp file, then rename), so a crash never leaves half a file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -120,8 +121,6 @@ def test_a_different_config_json_is_kept_not_overwritten(tmp_path):
 
 
 def test_run_seeds_sets_every_seed_key_writes_each_result_and_stops_at_a_preemption(tmp_path):
-    import ml_collections
-
     from humanai_jax.experiment import run_seeds
 
     config = ml_collections.ConfigDict(dict(seed=0, seeds=(3, 4, 5), data=dict(seed=0)))
@@ -137,3 +136,12 @@ def test_run_seeds_sets_every_seed_key_writes_each_result_and_stops_at_a_preempt
     assert list(out) == [3, 4] and out[4]["preempted"] and out[3]["wall_time_s"] >= 0
     assert json.loads((tmp_path / "seed_3" / "results.json").read_text())["acc"] == 0.3
     assert not (tmp_path / "seed_4" / "results.json").exists()
+
+
+def test_read_config_returns_what_the_runner_wrote(tmp_path, monkeypatch):
+    module = type(sys)("experiments._fake_read_config")
+    module.run = lambda config, workdir: {"score": 1.0}
+    monkeypatch.setitem(sys.modules, "experiments._fake_read_config", module)
+    config = ml_collections.ConfigDict({"experiment": "_fake_read_config", "seed": 7, "data": {"path": "x"}})
+    runner.run_experiment(config, str(tmp_path))
+    assert experiment.read_config(str(tmp_path)) == json.loads(config.to_json_best_effort())

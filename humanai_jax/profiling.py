@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import glob
 import gzip
 import json
@@ -47,23 +48,21 @@ def _fields(text: str) -> dict[str, int]:
 
 
 def _tables(hlo: str) -> tuple[dict, dict, dict, dict]:
-    """The HLO text's FileNames, FunctionNames, FileLocations and StackFrames tables, by id."""
-    tables: dict[str, dict[int, str]] = {}
+    """The HLO text's FileNames, FunctionNames, FileLocations and StackFrames tables, by id (they precede the
+    first computation; each is a header line followed by `id value` lines up to a blank line)."""
+    names = ("FileNames", "FunctionNames", "FileLocations", "StackFrames")
+    tables: dict[str, dict[int, str]] = {name: {} for name in names}
     section = None
     for line in hlo.splitlines():
-        if line in ("FileNames", "FunctionNames", "FileLocations", "StackFrames"):
-            section, tables[line] = line, {}
-            continue
-        if not line.strip() or line.startswith(("%", "ENTRY", "HloModule")):
-            section = None if not line.strip() else section
-            if line.startswith(("%", "ENTRY")):
-                break
-            continue
-        m = _ENTRY.match(line)
-        if section and m:
+        if line.startswith(("%", "ENTRY")):
+            break
+        if line in names:
+            section = line
+        elif not line.strip():
+            section = None
+        elif section and (m := _ENTRY.match(line)):
             tables[section][int(m.group(1))] = m.group(2).strip('"')
-    return (tables.get("FileNames", {}), tables.get("FunctionNames", {}), tables.get("FileLocations", {}),
-            tables.get("StackFrames", {}))
+    return tuple(tables[name] for name in names)
 
 
 def _frame_function(frame_id: int, tables, roots: tuple[str, ...]) -> str:
@@ -76,10 +75,9 @@ def _frame_function(frame_id: int, tables, roots: tuple[str, ...]) -> str:
         loc = _fields(locations.get(frame.get("file_location_id", -1), ""))
         path = files.get(loc.get("file_name_id", -1), "")
         for root in roots:
-            if f"/{root}/" in path:
-                stem = os.path.splitext(os.path.basename(path))[0]
-                name = functions.get(loc.get("function_name_id", -1), "?")
-                return f"{root.split('/')[-1]}.{name}" if root == "optax" else f"{stem}.{name}"
+            if f"/{root}/" in path:  # optax's ops read `optax.<fn>`; the project's `<file stem>.<fn>`
+                prefix = "optax" if root == "optax" else os.path.splitext(os.path.basename(path))[0]
+                return f"{prefix}.{functions.get(loc.get('function_name_id', -1), '?')}"
         frame_id = frame.get("parent_frame_id", 0)  # parents are referenced by id (0 = none)
     return "?"
 
@@ -101,12 +99,11 @@ def op_sources(hlo: str, roots: tuple[str, ...] = ("humanai_jax", "optax")) -> d
             if m:
                 computations[current].append((m.group(1), m.group(2), line))
 
-    def has_dot(comp: str, depth: int = 0) -> bool:
-        for _, opcode, line in computations.get(comp, []):
-            if opcode in ("dot", "convolution") or (depth < 8 and any(has_dot(c, depth + 1)
-                                                                     for c in _CALLS.findall(line))):
-                return True
-        return False
+    @functools.cache
+    def has_dot(comp: str) -> bool:
+        """Whether `comp` or anything it calls holds a dot/convolution (HLO call graphs are acyclic)."""
+        return any(opcode in ("dot", "convolution") or any(has_dot(c) for c in _CALLS.findall(line))
+                   for _, opcode, line in computations.get(comp, []))
 
     def function_of(line: str, comp_lines) -> str:
         m = _FRAME.search(line)

@@ -222,6 +222,7 @@ def train_dense(
     epochs and returns the last state (the honest protocol's retraining). `workdir`: where the Trainer keeps
     metrics.jsonl and the final checkpoint (None: a temporary folder). No resume: the selection state (best
     embeddings, evaluations without improvement) is not checkpointed, so a rerun starts over."""
+    import contextlib
     import tempfile
 
     from humanai_jax.checkpoint import abstract_like
@@ -267,8 +268,9 @@ def train_dense(
                      state_shardings=jax.tree.map(lambda a: a.sharding, abstract), step=epoch_step,
                      batch_at=lambda step: {}, abstract_batch={}, python_step=True,
                      fingerprint={"hp": dataclasses.asdict(hp), "epochs": epochs})
-    with tempfile.TemporaryDirectory(prefix="dense_") as tmp:
-        trainer = Trainer(workdir or tmp, TrainerConfig(steps=epochs, log_every=max(1, eval_every), progress=False,
+    folder = contextlib.nullcontext(workdir) if workdir else tempfile.TemporaryDirectory(prefix="dense_")
+    with folder as root:
+        trainer = Trainer(root, TrainerConfig(steps=epochs, log_every=max(1, eval_every), progress=False,
                                                         tensorboard=False),
                           CheckpointConfig(every=0, keep=1, async_save=False, resume=False))
         trainer.add_hook(select_epoch, every=1, at_end=False)

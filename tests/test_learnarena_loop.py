@@ -115,6 +115,38 @@ def test_baseline_players_on_the_same_loop():
     assert not any(c.tag == "learnarena.concept" for c in p0.calls)
 
 
+def test_rounds_deal_from_their_own_seeds_and_long_games_fit_the_step_cap():
+    from humanai_jax.methods.learnarena.games import SpiteAndMalice, Stratego
+    from humanai_jax.methods.learnarena.loop import play_game
+    from humanai_jax.methods.learnarena.players import make_player
+
+    p0 = ScriptedBackend([("learnarena.player0", None, "[draw]"), ("learnarena.instructor", None, "ok"),
+                          ("learnarena.judge", None, "Score: 5/10")])
+    a0 = RoleAgent(p0, BASE, GenConfig(), "learnarena.player0")
+    envs = []
+
+    def factory():
+        envs.append(SpiteAndMalice())
+        return envs[-1]
+
+    run_rounds("SpiteAndMalice-v0", a0, "random", num_rounds=3, env_factory=factory, seed=7, log=lambda *a: None)
+    # each round is dealt from seed*1000 + round: three different deals, the same ones on a re-run (Player 0's
+    # second `[draw]` in a turn is invalid twice, so every game ends before a payoff card moves)
+    first_payoffs = [json.dumps(e.payoff) for e in envs]
+    for rnd, payoff in enumerate(first_payoffs, start=1):
+        again = SpiteAndMalice()
+        play_game(again, {0: lambda obs: "[draw]", 1: lambda obs: "[draw]"}, seed=7000 + rnd)
+        assert json.dumps(again.payoff) == payoff
+    assert len(set(first_payoffs)) == 3
+    # Stratego's 1000-move draw rule: this pairing reaches it (measured), more than the old fixed 500-step cap
+    def first_listed(obs):
+        return re.findall(r"\[[A-J]\d [A-J]\d\]", obs[obs.rindex("Available Moves:"):])[0]
+
+    env = Stratego()
+    moves, rewards = play_game(env, {0: first_listed, 1: make_player("heuristic", env)}, seed=0)
+    assert len(moves) == 1000 and rewards == {0: 0.0, 1: 0.0} and "turn limit" in env.reason
+
+
 def test_concept_cache_is_per_game_and_model(tmp_path):
     cache = ConceptCache(str(tmp_path))
     assert cache.get("TicTacToe-v0", "m/1", lambda: "A") == "A"

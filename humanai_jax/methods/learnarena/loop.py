@@ -79,9 +79,15 @@ def outcome_of(rewards: Mapping[int, float]) -> str:
     return "Draw"
 
 
-def play_game(env, players: Mapping[int, Callable[[str], str]], *, max_steps: int = 500) -> tuple[list[dict], dict]:
-    """Plays one game; returns `(moves [{player, observation, action}], rewards {0: r0, 1: r1})`."""
-    env.reset(num_players=2)
+def play_game(env, players: Mapping[int, Callable[[str], str]], *, seed: int | None = None,
+              max_steps: int | None = None) -> tuple[list[dict], dict]:
+    """Plays one game from `env.reset(seed=seed)` (the deal or setup of card and hidden-piece games); returns
+    `(moves [{player, observation, action}], rewards {0: r0, 1: r1})`. `max_steps` defaults to a bound no legal
+    game reaches: 500, or two steps per turn of a game with a `max_turns` draw rule (each move may follow one
+    invalid try) -- reaching it means the env failed to end, an error."""
+    env.reset(num_players=2, seed=seed)
+    if max_steps is None:
+        max_steps = max(500, 2 * getattr(env, "max_turns", 0) + 2)
     moves, done = [], False
     while not done:
         if len(moves) >= max_steps:
@@ -172,7 +178,7 @@ def run_rounds(game: str, player0: RoleAgent, player1: RoleAgent | Callable[[str
                                                for e in selected],
                   "block_errors": block_errors}
         try:
-            moves, rewards = play_game(env, {0: player0, 1: p1})
+            moves, rewards = play_game(env, {0: player0, 1: p1}, seed=seed * 1000 + rnd)
             outcome = outcome_of(rewards)
             last = moves[-1]
             with player0.role(PROMPTS.text("instructor_system"), "learnarena.instructor") as agent:

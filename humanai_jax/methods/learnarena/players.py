@@ -23,6 +23,8 @@ import numpy as np
 
 from humanai_jax.methods.learnarena.games.checkers import checkers_moves
 from humanai_jax.methods.learnarena.games.connect_four import COLS, drop_row, four_in_a_row
+from humanai_jax.methods.learnarena.games.spite_and_malice import spite_and_malice_move
+from humanai_jax.methods.learnarena.games.stratego import stratego_move
 from humanai_jax.methods.learnarena.games.tak import first_legal_from_observation, tak_move
 from humanai_jax.methods.learnarena.games.tictactoe import MARKS as TTT_MARKS, winner_of
 
@@ -184,6 +186,10 @@ def make_player(kind: str, env, rng: np.random.Generator | None = None) -> Calla
             return lambda observation: "[{} {} {} {}]".format(*checkers_move(env.board, env.current_player))
         if env.env_id == "Tak-v0":
             return lambda observation: tak_move(env, env.current_player)
+        if env.env_id == "Stratego-v0":
+            return lambda observation: stratego_move(env, env.current_player)
+        if env.env_id == "SpiteAndMalice-v0":
+            return lambda observation: spite_and_malice_move(env, env.current_player)
         raise ValueError(f"no heuristic player for {env.env_id}")
     raise ValueError(f"unknown player kind {kind!r}; valid: {PLAYER_KINDS}")
 

@@ -1,7 +1,8 @@
 """Native offline game environments for LearnArena (textarena is not a dependency).
 
 `make(env_id)` builds one: TicTacToe-v0 (textarena 0.5.6 rules, docs/learnarena.md §6), Checkers-v0 (textarena 0.5.6's
-simplified rules), ConnectFour-v0 and UltimateTicTacToe-v0 (ours, in TextArena's style).
+simplified rules), Tak-v0, Stratego-v0 and SpiteAndMalice-v0 (textarena's current rules, re-implemented),
+ConnectFour-v0 and UltimateTicTacToe-v0 (ours, in TextArena's style).
 All follow the `GameEnv` protocol of `base.py`.
 """
 
@@ -10,16 +11,18 @@ from __future__ import annotations
 from humanai_jax.methods.learnarena.games.base import GAME_ID, GameEnv, TwoPlayerTextGame
 from humanai_jax.methods.learnarena.games.checkers import Checkers
 from humanai_jax.methods.learnarena.games.connect_four import ConnectFour
+from humanai_jax.methods.learnarena.games.spite_and_malice import SpiteAndMalice
+from humanai_jax.methods.learnarena.games.stratego import Stratego
 from humanai_jax.methods.learnarena.games.tak import Tak
 from humanai_jax.methods.learnarena.games.tictactoe import TicTacToe
 from humanai_jax.methods.learnarena.games.ultimate_tictactoe import UltimateTicTacToe
 
 __all__ = ["GAME_ID", "GameEnv", "TwoPlayerTextGame", "TicTacToe", "ConnectFour", "UltimateTicTacToe", "Checkers", "Tak",
-           "GAMES",
+           "Stratego", "SpiteAndMalice", "GAMES",
            "make"]
 
 GAMES = {"TicTacToe-v0": TicTacToe, "ConnectFour-v0": ConnectFour, "UltimateTicTacToe-v0": UltimateTicTacToe,
-         "Checkers-v0": Checkers, "Tak-v0": Tak}
+         "Checkers-v0": Checkers, "Tak-v0": Tak, "Stratego-v0": Stratego, "SpiteAndMalice-v0": SpiteAndMalice}
 
 
 def make(env_id: str) -> TwoPlayerTextGame:

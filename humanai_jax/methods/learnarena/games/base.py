@@ -97,16 +97,7 @@ class TwoPlayerTextGame:
         self._send(pid, None, action)
         error = self._apply(pid, action)
         if error is not None:
-            self._invalid_in_turn += 1
-            if self._invalid_in_turn > self.error_allowance:
-                self.done, self.rewards = True, {pid: -1.0, 1 - pid: 0.0}
-                self.reason = f"Player {pid} made an invalid move again. Reason: {error}"
-                self._send(GAME_ID, None, self.reason)
-                return True, {"reason": self.reason, "invalid_move": True}
-            self._send(GAME_ID, None, f"Player {pid} attempted an invalid move. Reason: {error} "
-                                      "Please resubmit a valid move and remember to follow the game rules to avoid "
-                                      "penalties.")
-            return False, {"reason": error, "invalid_move": True}
+            return self._reject(pid, error)
         self._invalid_in_turn = 0
         self.turn += 1
         if self.done:
@@ -115,6 +106,19 @@ class TwoPlayerTextGame:
         self.current_player = 1 - pid
         self._send(GAME_ID, None, self._state_message())
         return False, {}
+
+    def _reject(self, pid: int, error: str) -> tuple[bool, dict]:
+        """An invalid move: the first in a turn asks for a resubmission, the next one loses the game."""
+        self._invalid_in_turn += 1
+        if self._invalid_in_turn > self.error_allowance:
+            self.done, self.rewards = True, {pid: -1.0, 1 - pid: 0.0}
+            self.reason = f"Player {pid} made an invalid move again. Reason: {error}"
+            self._send(GAME_ID, None, self.reason)
+            return True, {"reason": self.reason, "invalid_move": True}
+        self._send(GAME_ID, None, f"Player {pid} attempted an invalid move. Reason: {error} "
+                                  "Please resubmit a valid move and remember to follow the game rules to avoid "
+                                  "penalties.")
+        return False, {"reason": error, "invalid_move": True}
 
     def close(self) -> dict[int, float]:
         if not self.done:

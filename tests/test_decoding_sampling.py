@@ -64,6 +64,19 @@ def test_greedy_selection_ignores_keys_and_respects_mask():
     np.testing.assert_array_equal(np.asarray(tok), expect)
 
 
+def test_greedy_is_torch_argmax_with_ties_infs_and_nans():
+    x = _logits(6, b=8, v=300).round(0)  # rounding makes ties of the maximum common
+    x[1, :] = 2.0  # every entry tied: index 0
+    x[2, 17] = np.inf
+    x[3, 40], x[3, 41] = np.nan, np.inf  # a NaN is the maximum, as in torch.argmax and jnp.argmax
+    x[4, :] = np.finfo(np.float32).min  # every entry masked
+    x[5, 250], x[5, 120] = 99.0, 99.0  # tie: the first index
+    got = np.asarray(jax.jit(sampling.greedy)(jnp.asarray(x)))
+    np.testing.assert_array_equal(got, torch.argmax(torch.from_numpy(x), dim=-1).numpy())
+    np.testing.assert_array_equal(got, np.asarray(jnp.argmax(jnp.asarray(x), axis=-1)))
+    assert got.dtype == np.int32 and got[1] == 0 and got[3] == 40 and got[5] == 120
+
+
 def test_samples_are_always_allowed_and_inside_top_k_top_p():
     rng = np.random.default_rng(5)
     x = jnp.asarray(_logits(5, b=64, v=40, scale=1.0))

@@ -107,8 +107,7 @@ def bytes_per_step(params, config, batch: int, prompt_len: int, new_tokens: int)
     row per token), plus the KV cache slots our engine attends over (S_max per row)."""
     leaves = jax.tree.leaves({k: v for k, v in params.items() if k != "embed"})
     weights = sum(x.size * x.dtype.itemsize for x in leaves) + batch * config.d_model * jnp.dtype(config.dtype).itemsize
-    buckets = engine.bucket(prompt_len, engine.PROMPT_BUCKETS) + engine.bucket(new_tokens, engine.NEW_TOKEN_BUCKETS)
-    s_max = engine.round_up(buckets, 128)
+    s_max = engine.prepare_batch([[1] * prompt_len], config, new_tokens, pad_id=0).s_max
     itemsize = jnp.dtype(config.dtype).itemsize
     cache = 2 * config.n_layers * batch * s_max * config.n_kv_heads * config.head_dim * itemsize
     return {"weights": weights, "cache": cache, "s_max": s_max}

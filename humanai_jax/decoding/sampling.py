@@ -17,8 +17,16 @@ NEG = float(jnp.finfo(jnp.float32).min)
 
 
 def greedy(logits: jax.Array) -> jax.Array:
-    """`[B, V] -> [B]` int32: the argmax (first index on ties, as torch.argmax)."""
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    """`[B, V] -> [B]` int32: the argmax (first index on ties, as torch.argmax; a NaN counts as the maximum,
+    as in jnp.argmax).
+
+    Two plain reductions (the max, then the smallest index holding it) instead of `jnp.argmax`, whose
+    (value, index) reduction XLA:CPU runs ~6x slower: 0.58 vs 0.10 ms over [16, 8192] logits, ~5% of a
+    batch-16 decode step (BENCHMARKS.md, Decoding)."""
+    top = jnp.max(logits, axis=-1, keepdims=True)
+    is_top = (logits == top) | jnp.isnan(logits)
+    index = jnp.arange(logits.shape[-1], dtype=jnp.int32)
+    return jnp.min(jnp.where(is_top, index, logits.shape[-1]), axis=-1)
 
 
 def apply_temperature(logits: jax.Array, temperature) -> jax.Array:

@@ -23,6 +23,7 @@ import numpy as np
 
 from humanai_jax.methods.learnarena.games.checkers import checkers_moves
 from humanai_jax.methods.learnarena.games.connect_four import COLS, drop_row, four_in_a_row
+from humanai_jax.methods.learnarena.games.poker import poker_move
 from humanai_jax.methods.learnarena.games.spite_and_malice import spite_and_malice_move
 from humanai_jax.methods.learnarena.games.stratego import stratego_move
 from humanai_jax.methods.learnarena.games.tak import first_legal_from_observation, tak_move
@@ -188,6 +189,8 @@ def make_player(kind: str, env, rng: np.random.Generator | None = None) -> Calla
             return lambda observation: tak_move(env, env.current_player)
         if env.env_id == "Stratego-v0":
             return lambda observation: stratego_move(env, env.current_player)
+        if env.env_id == "Poker-v0":
+            return lambda observation: poker_move(env, env.current_player)
         if env.env_id == "SpiteAndMalice-v0":
             return lambda observation: spite_and_malice_move(env, env.current_player)
         raise ValueError(f"no heuristic player for {env.env_id}")

@@ -1,7 +1,7 @@
 """Native offline game environments for LearnArena (textarena is not a dependency).
 
 `make(env_id)` builds one: TicTacToe-v0 (textarena 0.5.6 rules, docs/learnarena.md §6), Checkers-v0 (textarena 0.5.6's
-simplified rules), Tak-v0, Stratego-v0 and SpiteAndMalice-v0 (textarena's current rules, re-implemented),
+simplified rules), Tak-v0, Stratego-v0, SpiteAndMalice-v0 and Poker-v0 (textarena's current rules, re-implemented),
 ConnectFour-v0 and UltimateTicTacToe-v0 (ours, in TextArena's style).
 All follow the `GameEnv` protocol of `base.py`.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from humanai_jax.methods.learnarena.games.base import GAME_ID, GameEnv, TwoPlayerTextGame
 from humanai_jax.methods.learnarena.games.checkers import Checkers
 from humanai_jax.methods.learnarena.games.connect_four import ConnectFour
+from humanai_jax.methods.learnarena.games.poker import Poker
 from humanai_jax.methods.learnarena.games.spite_and_malice import SpiteAndMalice
 from humanai_jax.methods.learnarena.games.stratego import Stratego
 from humanai_jax.methods.learnarena.games.tak import Tak
@@ -18,11 +19,12 @@ from humanai_jax.methods.learnarena.games.tictactoe import TicTacToe
 from humanai_jax.methods.learnarena.games.ultimate_tictactoe import UltimateTicTacToe
 
 __all__ = ["GAME_ID", "GameEnv", "TwoPlayerTextGame", "TicTacToe", "ConnectFour", "UltimateTicTacToe", "Checkers", "Tak",
-           "Stratego", "SpiteAndMalice", "GAMES",
+           "Stratego", "SpiteAndMalice", "Poker", "GAMES",
            "make"]
 
 GAMES = {"TicTacToe-v0": TicTacToe, "ConnectFour-v0": ConnectFour, "UltimateTicTacToe-v0": UltimateTicTacToe,
-         "Checkers-v0": Checkers, "Tak-v0": Tak, "Stratego-v0": Stratego, "SpiteAndMalice-v0": SpiteAndMalice}
+         "Checkers-v0": Checkers, "Tak-v0": Tak, "Stratego-v0": Stratego, "SpiteAndMalice-v0": SpiteAndMalice,
+         "Poker-v0": Poker}
 
 
 def make(env_id: str) -> TwoPlayerTextGame:

@@ -1,9 +1,11 @@
 r"""GenMentor: goal-oriented multi-agent tutoring, with the goal-to-skill model trained here (docs/genmentor.md).
 
   # offline default: the goal-to-skill model trained on the shipped taxonomy sample (with reasoning tracks),
-  # evaluated against BM25 on held-out goals, then one full tutoring run over simulated learners with the
-  # scripted plumbing model (numbers of that part mean nothing: results carry tutoring.plumbing = true),
-  # the trained model in process as the Skill Requirement Mapper
+  # evaluated against BM25 on held-out goals, then one full tutoring run over simulated learners on our own
+  # models only: the trained goal-to-skill model as the Skill Requirement Mapper and, for every other agent and
+  # the judge, a small LM trained from scratch inside the run on the scripted teacher's replies (backend kind
+  # "distilled", cached in WORKDIR/tutoring_distill): a plumbing run (tutoring.plumbing = true), not quality
+  # (the scripted model alone: --config.backend.kind=mock; tutoring only on the student: pipeline,kind=distilled)
   python -m experiments.run --config configs/genmentor.py --workdir runs/genmentor
   # goal-to-skill only: sft (tracks), sft_no_tracks (JSON only); table = sft for 3 seeds
   python -m experiments.run --config configs/genmentor.py:sft --workdir runs/genmentor_sft
@@ -22,7 +24,7 @@ r"""GenMentor: goal-oriented multi-agent tutoring, with the goal-to-skill model 
   ... :pipeline,record=/tmp/cassette.jsonl ...   then   ... :pipeline,kind=replay,replay=/tmp/cassette.jsonl ...
 
 Variants: default, sft, sft_no_tracks, table, pipeline, smoke (a few steps + 1 learner, tests).
-Variant-string options: kind=mock|hf|openai|replay, checkpoint=, base_url=, model=, record=, replay=, taxonomy=,
+Variant-string options: kind=mock|distilled|hf|openai|replay, checkpoint=, base_url=, model=, record=, replay=, taxonomy=,
 hf_path=, steps=N, learners=N, mapper=trained|backend, matcher=exact|token_jaccard|llm (llm: the judge backend
 says which predicted and gold skill names are the same skill; one call per distinct skill list).
 """
@@ -91,11 +93,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.judge_gen = ml_collections.ConfigDict(dict(temperature=0.0, top_p=1.0, max_tokens=512))
     c.backend = backend_block()
     c.judge_backend = backend_block(kind="")  # "" = the main backend
+    # backend kind "distilled" (the `default` variant's tutoring run): our own LM, trained from scratch inside the
+    # run on the scripted teacher's replies to every agent prompt (judge included) of `teacher_learners` simulated
+    # learners drawn from the goal-to-skill *train* split (the evaluated learners are test goals), cached in
+    # WORKDIR/tutoring_distill (a resume does not retrain); it answers every agent but the trained skill mapper
+    c.distill = ml_collections.ConfigDict(dict(teacher_learners=24, steps=300, batch_size=16, vocab_size=2048,
+                                               max_prompt_tokens=128, max_reply_tokens=384, d_model=128, n_layers=2,
+                                               lr=3e-3, seed=0, scripted_reference=True))
 
     for key in ("kind", "checkpoint", "base_url", "model", "record", "replay"):
         if args[key]:
             c.backend[key] = args[key]
-    if args.kind and args.kind != "mock":
+    if variant == "default" and not args.kind:
+        c.backend.kind = "distilled"
+    if args.kind and args.kind not in ("mock", "distilled"):
         c.plumbing = False
     if args.steps:
         c.train.steps = args.steps

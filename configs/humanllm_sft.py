@@ -1,7 +1,10 @@
 r"""HumanLLM multi-task user-behaviour SFT (experiment `experiments/humanllm.py`).
 
 COMMAND (default: the paper's item-selection task on MovieLens-100K, real users: demographic persona +
-the last 10 rated titles -> the next rated movie among 20 candidates; users split train/val/test; a small
+the last 10 rated titles -> the next rated movie among 20 candidates, trained in one multi-task run with
+rating prediction (same users) and continuation of real Blogger posts (data.tasks; rating: RMSE/MAE/exact
+match next to global/user/item mean and a bias model; writing: per-token NLL next to unigram/bigram LMs and
+context ablations); users split train/val/test; a small
 model trained from scratch with a tokenizer fit on the training text, CPU; both model protocols
 (generation, likelihood ranking) next to random / popularity / genre / ItemKNN / EASE on the same
 candidates, exact 95% CIs, in results.json; numbers, wall time and load in docs/humanllm.md):
@@ -60,6 +63,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         history_len=10,  # rated titles before the target shown in the prompt
         positions_per_user=20,  # next-item training positions per train user (never the user's last item)
         min_history=5,  # a training position has at least this many items before it
+        # movielens: the tasks trained together in one multi-task SFT run (item selection is always on):
+        # rating = the user's 1-5 rating of a held-out movie (MovieLens); writing = continuation of real
+        # Blogger posts (blog_path, split by post; no author ids, see docs)
+        tasks=("item_selection", "rating", "writing"),
+        rating_positions_per_user=10,  # rating training positions per train user (never the user's last item)
+        blog_path="../shared/data/motivebench/blog_extracted.json",  # MotiveBench's 631 Blogger posts
+        blog_max_words=120,  # a post's first words used for the continuation sample (~280 tokens; fits seq_len)
         train_path=args.train, test_path=args.test,  # JSONL of {uid, source, messages} (files)
         n_users=4000, n_genres=8, items_per_genre=8,  # synthetic users with latent preferences (synthetic.py)
         profile_frac=2_000 / 15_000,  # persona2profile cap / item_selection cap: the reference's Amazon ratio
@@ -78,6 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict(dict(
         n_per_source=500, batch=32, temperature=0.0, max_new_tokens=32, free_text_max_tokens=256,
         rank_batch=32,  # rows per forward pass when ranking the 20 candidates by likelihood
+        rating_max_tokens=4,  # greedy reply length for the rating task's generation protocol
         max_users=0,  # > 0: evaluate only the first max_users val and test users (quick looks, tests)
         sasrec_steps=600,  # the SASRec baseline's training steps (humanai_jax.recsys.sasrec); 0 = no SASRec
         judge_base_url="", judge_model="",  # an OpenAI-compatible judge for the free-text tasks (optional)
@@ -91,7 +102,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if variant == "table":
         c.seeds = (2025, 2026, 2027)
     elif variant == "movielens_smoke":
-        c.data.update(user_fractions=(0.5, 0.2, 0.3), positions_per_user=2, seq_len=640)
+        c.data.update(user_fractions=(0.5, 0.2, 0.3), positions_per_user=2, rating_positions_per_user=2, seq_len=640,
+                      blog_max_words=60)
         c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, mlp_dim=64)
         c.train.update(steps=3, batch_size=2, log_every=1)
         c.eval.update(batch=16, max_new_tokens=4, rank_batch=40, max_users=10, sasrec_steps=12)

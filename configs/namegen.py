@@ -1,7 +1,10 @@
 r"""NAMeGEn: multi-agent Chinese baby naming on CBNames with the CBNames metric suite (docs/namegen.md).
 
-  # plumbing run (default): 3 CBNames queries, scripted mock model, sample poems + sample Hanzi table
+  # plumbing run (default, variant `plumbing`): our own LM, trained from scratch inside the run on the scripted
+  # teacher's replies (cached in WORKDIR/distill), answers every agent in process; 2 CBNames queries, sample
+  # poems + sample Hanzi table; ~1.5-2 min on CPU (docs/namegen.md, "Plumbing run on our own model")
   python -m experiments.run --config configs/namegen.py --workdir runs/namegen_plumbing
+  # the scripted mock model (the teacher) on 3 queries: configs/namegen.py:full
   # any OpenAI-compatible endpoint (our server or a vendor), generator and judge:
   python -m experiments.run --config configs/namegen.py:full,kind=openai,base_url=http://127.0.0.1:8000,model=M \
       --workdir runs/namegen_M
@@ -16,7 +19,8 @@ r"""NAMeGEn: multi-agent Chinese baby naming on CBNames with the CBNames metric 
 Variants: full, wo_R, wo_evalR, wo_Imp, wo_Exp, wo_evalGen, wo_ImpExp, baseline_{base,fewshot,cot,tdb,
 llm_discussion,rag}, compare (all of them), tiny (the project's own LM in process, `full` + `baseline_base` on
 1 query: a plumbing run of the real-model path; checkpoint=RUN_DIR of `configs/lm.py:tiny`, default
-runs/head/lm_tiny_s0). Variant-string options: kind=mock|project|hf|openai|replay, checkpoint=, base_url=,
+runs/head/lm_tiny_s0), plumbing (the default: `full` on 2 queries with kind=distilled, greedy).
+Variant-string options: kind=mock|distilled|project|hf|openai|replay, checkpoint=, base_url=,
 model=, limit=N, record=PATH, replay=PATH, poems=PATH|sample|gold (PATH: a file or a directory), hanzi=PATH,
 names=PATH (ChineseNames givenname.csv: enables Nov), surnames=PATH (its familyname.csv).
 The judge uses `judge_backend` (kind "" = the generator's backend) at temperature 0.2, as the reference's Kimi judge.
@@ -28,7 +32,8 @@ from humanai_jax.configs import choose_variant, parse_arg
 
 _ABLATIONS = ("full", "wo_R", "wo_evalR", "wo_Imp", "wo_Exp", "wo_evalGen", "wo_ImpExp")
 _BASELINES = ("base", "fewshot", "cot", "tdb", "llm_discussion", "rag")
-_VARIANTS = {**{v: {} for v in _ABLATIONS}, **{f"baseline_{b}": {} for b in _BASELINES}, "compare": {}, "tiny": {}}
+_VARIANTS = {**{v: {} for v in _ABLATIONS}, **{f"baseline_{b}": {} for b in _BASELINES}, "compare": {}, "tiny": {},
+             "plumbing": {}}
 
 
 def backend_block(**overrides) -> ml_collections.ConfigDict:
@@ -41,7 +46,7 @@ def backend_block(**overrides) -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant, rest = choose_variant(arg, _VARIANTS, default="full")
+    variant, rest = choose_variant(arg, _VARIANTS, default="plumbing")
     args = parse_arg(rest, kind="", checkpoint="", base_url="", model="", limit=-1, record="", replay="", poems="",
                      hanzi="", names="", surnames="")
     c = ml_collections.ConfigDict()
@@ -49,6 +54,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.methods = ",".join([*_ABLATIONS, *(f"baseline_{b}" for b in _BASELINES)]) if variant == "compare" else variant
     if variant == "tiny":
         c.methods = "full,baseline_base"
+    if variant == "plumbing":
+        c.methods = "full"
     c.seeds = "0"  # comma list; every (method, seed, query) is one unit of outputs.jsonl
     c.data_dir = ""  # "" = ../shared/data/cbnames next to the repository
     c.offset = 0
@@ -68,6 +75,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.judge_gen = ml_collections.ConfigDict(dict(temperature=0.2, top_p=1.0, max_tokens=1024))
     c.backend = backend_block()
     c.judge_backend = backend_block(kind="")
+    # kind "distilled" (the `plumbing` default): our own LM, trained from scratch inside the run on the scripted
+    # teacher's replies to every agent prompt of `teacher_limit` CBNames queries after `teacher_offset` (disjoint
+    # from the evaluated ones), cached in WORKDIR/distill (a resume does not retrain); generator and judge alike
+    c.distill = ml_collections.ConfigDict(dict(teacher_offset=100, teacher_limit=40, steps=300, batch_size=16,
+                                               vocab_size=2048, max_prompt_tokens=128, max_reply_tokens=320,
+                                               d_model=128, n_layers=2, lr=3e-3, seed=0, scripted_reference=True))
+    if variant == "plumbing":
+        c.backend.kind = "distilled"
+        c.limit = 2
+        c.loop.max_round = 2
+        # greedy: a 0.7M-parameter student sampled at 0.7 breaks its JSON (measured: 3 of 14 calls parsed)
+        c.gen.temperature = 0.0
+        c.judge_gen.temperature = 0.0
     if variant == "tiny":
         # The project's own LM in process (a `configs/lm.py:tiny` run): a plumbing check of the real model path
         # (tokenizer, chat template, jitted decoding, traces), not a quality claim; the labels stay `plumbing`.
@@ -79,7 +99,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     for key in ("kind", "checkpoint", "base_url", "model", "record", "replay"):
         if args[key]:
             c.backend[key] = args[key]
-    if args.kind and args.kind != "mock" and variant != "tiny":
+    if args.kind and args.kind not in ("mock", "distilled") and variant not in ("tiny", "plumbing"):
         c.plumbing = False
     if args.limit >= 0:
         c.limit = args.limit

@@ -124,12 +124,105 @@ def run_goal2skill(config, workdir: str, tax, parts) -> tuple[dict, object]:
     return out, trained
 
 
+def _distill_cfg(config):
+    from humanai_jax.agents.distill import DistillConfig
+
+    d = config.distill
+    return DistillConfig(vocab_size=int(d.vocab_size), max_prompt_tokens=int(d.max_prompt_tokens),
+                         max_reply_tokens=int(d.max_reply_tokens), d_model=int(d.d_model), n_layers=int(d.n_layers),
+                         steps=int(d.steps), batch_size=int(d.batch_size), lr=float(d.lr), seed=int(d.seed))
+
+
+def _teacher_pairs(config, workdir: str, run) -> list[dict]:
+    """The scripted teacher's (messages, reply) pairs: `run(dir, backend, learners)` over `distill.teacher_learners`
+    learners of the *train* split; cached in WORKDIR/tutoring_distill/teacher_pairs.jsonl."""
+    import json
+    import shutil
+
+    from humanai_jax.agents.distill import CapturingBackend
+    from humanai_jax.methods.genmentor import backends
+
+    path = os.path.join(workdir, "tutoring_distill", "teacher_pairs.jsonl")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    teacher_dir = os.path.join(workdir, "tutoring_distill", "teacher_run")
+    shutil.rmtree(teacher_dir, ignore_errors=True)  # a killed teacher run: capture again from scratch
+    teacher = CapturingBackend(backends.build_backend(backends_block(config, "mock"), seed=config.seed))
+    run(teacher_dir, teacher, "train", int(config.distill.teacher_learners))
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        for p in teacher.pairs:
+            f.write(json.dumps(p, ensure_ascii=False) + "\n")
+    os.replace(path + ".tmp", path)
+    return teacher.pairs
+
+
+def backends_block(config, kind: str):
+    block = config.backend.to_dict() if hasattr(config.backend, "to_dict") else dict(config.backend)
+    return {**block, "kind": kind, "record": ""}
+
+
+def call_outcomes(trace_path: str, max_attempts: int) -> dict:
+    """Agent calls of a traces.jsonl by outcome: parsed at the first attempt, parsed after repair, or given up
+    (a parse error at attempt `max_attempts`); `other` counts calls traced without a repair loop (text-only
+    calls, judge calls parsed downstream); `backends`: model calls per backend name."""
+    import json
+
+    out = {"first_time": 0, "after_repair": 0, "gave_up": 0, "other": 0, "backends": {}}
+    with open(trace_path, encoding="utf-8") as f:
+        for rec in map(json.loads, f):
+            if rec.get("type") != "llm_call":
+                continue
+            out["backends"][rec["backend"]] = out["backends"].get(rec["backend"], 0) + 1
+            ok, attempt = rec.get("parse_error") is None, rec.get("attempt")
+            if attempt is None or (ok and rec.get("parsed") is None):
+                out["other"] += 1
+            elif ok:
+                out["first_time" if attempt == 1 else "after_repair"] += 1
+            elif attempt >= max_attempts:
+                out["gave_up"] += 1
+    return out
+
+
 def run_tutoring_part(config, workdir: str, tax, parts, trained) -> dict:
-    from humanai_jax.methods.genmentor import backends, content, goal2skill as G, retrieval, runner
+    from humanai_jax.methods.genmentor import backends, runner
 
     t = config.tutoring
-    backend = backends.build_backend(config.backend, seed=config.seed)
+    distill = None
+    if config.backend.kind == "distilled":
+        from humanai_jax.agents.distill import train_student
+
+        def teacher_run(out_dir, teacher, split, n):
+            # trained=None: the teacher answers the skill mapper too, so its run reaches every agent
+            return _tutor(config, out_dir, tax, parts, None, teacher, teacher, runner.make_learners(
+                parts[split], n, config.seed))
+
+        pairs = _teacher_pairs(config, workdir, teacher_run)
+        backend, distill = train_student(pairs, os.path.join(workdir, "tutoring_distill", "student"),
+                                         _distill_cfg(config), name="project:distilled-from-scripted")
+    else:
+        backend = backends.build_backend(config.backend, seed=config.seed)
     judge_backend = backend if not config.judge_backend.kind else backends.build_backend(config.judge_backend)
+    learners = runner.make_learners(parts["test"], t.learners, config.seed)
+    res = _tutor(config, os.path.join(workdir, "tutoring"), tax, parts, trained, backend, judge_backend, learners)
+    out = {**res, "plumbing": bool(config.plumbing) or config.backend.kind in ("mock", "distilled")}
+    if distill is not None:
+        out["distill"] = {**distill, "label": "plumbing run: our model, trained from scratch on the scripted "
+                          "teacher's replies; it shows the pipeline runs on our model end to end, not quality",
+                          "n_calls_prompt_truncated": backend.n_truncated, "n_calls_served": backend.n_calls,
+                          "calls": call_outcomes(os.path.join(workdir, "tutoring", "traces.jsonl"), int(t.max_attempts))}
+        if config.distill.scripted_reference:  # the scripted teacher on the same learners, for comparison
+            mock = backends.build_backend(backends_block(config, "mock"), seed=config.seed)
+            ref = _tutor(config, os.path.join(workdir, "tutoring_distill", "scripted_reference"), tax, parts,
+                         trained, mock, mock, learners)
+            out["scripted_reference"] = {k: ref[k] for k in ("skills", "n_failed") if k in ref}
+    return out
+
+
+def _tutor(config, out_dir: str, tax, parts, trained, backend, judge_backend, learners) -> dict:
+    from humanai_jax.methods.genmentor import content, goal2skill as G, retrieval, runner
+
+    t = config.tutoring
     mapper = None
     if t.mapper == "trained" and trained is not None:
         from humanai_jax.agents.jax_backend import JaxChatBackend
@@ -147,15 +240,14 @@ def run_tutoring_part(config, workdir: str, tax, parts, trained) -> dict:
                           simulate_sessions=t.simulate_sessions, quiz_counts=tuple(t.quiz), retrieval_k=t.retrieval_k,
                           content_methods=tuple(m for m in t.content_methods.split(",") if m), judge=t.judge,
                           matcher=t.matcher, mapper_max_tokens=config.eval.max_new_tokens)
-    learners = runner.make_learners(parts["test"], t.learners, config.seed)
-    res = runner.run_tutoring(os.path.join(workdir, "tutoring"), learners, backend, spec,
+    res = runner.run_tutoring(out_dir, learners, backend, spec,
                               retriever=content.Retrieved(docs, t.retrieval_k), judge_backend=judge_backend,
                               mapper_backend=mapper, taxonomy=tax, bm25_level=G.majority_level(parts["train"]),
                               train_samples=parts["train"], seed=config.seed,
                               n_resamples=config.eval.bootstrap_resamples,
                               manifest_extra={"taxonomy": config.taxonomy or "shipped sample",
                                               "retrieval": t.retrieval_dir or "taxonomy descriptions"})
-    return {**res, "plumbing": bool(config.plumbing), "mapper": getattr(mapper, "name", "backend")}
+    return {**res, "mapper": getattr(mapper, "name", "backend")}
 
 
 def run(config, workdir: str) -> dict:

@@ -12,6 +12,12 @@ accuracy with its exact 95% CI and n; `validation` the same on the val users (wh
 steps and lr were chosen on; test is read once, at the end of the run). `seeds = (a, b, c)` runs one
 sub-run per seed (WORKDIR/seed_<s>) and writes mean, std and per-seed values.
 
+`data.tasks` adds, in the same multi-task SFT run (the reference mixes all its task sources), MovieLens rating
+prediction on the same user split (`results.json["rating"]`: RMSE / MAE with bootstrap CIs, exact match with
+its exact CI, next to global / user / item mean and a regularised bias model; `methods/humanllm/rating.py`)
+and continuation of real Blogger posts (`results.json["writing"]`: held-out per-token NLL next to unigram /
+bigram LMs and the model without context; `methods/humanllm/writing.py`, `multitask.py`).
+
 Other sources: `synthetic` (the old default, kept as a fast test fixture: a 10-line rule solves it, see
 docs/humanllm.md) and `files` (task-builder JSONL). Model merging (`alpha * sft + (1 - alpha) * base`,
 `merged/*`) runs only when training started from a pretrained checkpoint (`model.hf_path`): merging with
@@ -23,6 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 
 import jax
 import numpy as np
@@ -34,6 +41,7 @@ from humanai_jax.backbone.params import init_params, param_logical_axes
 from humanai_jax.methods.humanllm import (
     evaluation,
     item_selection as IS,
+    multitask as MT,
     sft,
     sft_data as D,
     synthetic,
@@ -58,7 +66,7 @@ def run(config, workdir: str) -> dict:
     last_seed, last = list(per_seed.items())[-1]
     if last.get("preempted"):
         return {"preempted": True, "seed": last_seed, "final_step": last["final_step"]}
-    return IS.aggregate_seeds(per_seed)
+    return {**IS.aggregate_seeds(per_seed), **MT.aggregate_seeds(per_seed)}
 
 
 def run_one(config, workdir: str) -> dict:
@@ -67,10 +75,20 @@ def run_one(config, workdir: str) -> dict:
     t, d = config.train, config.data
     with jax.set_mesh(mesh):
         # --- 1. samples and tokenizer (fit on the training text only) ---------------------------------
-        ml_data, parts = None, None
+        ml_data, parts, extra = None, None, {}
         if d.source == "movielens":
             parts, split_report, ml_data = IS.movielens_samples(config, workdir)
-            train, test = parts["train"], parts["test"]
+            unknown = set(d.tasks) - {"item_selection", "rating", "writing"}
+            if unknown or "item_selection" not in d.tasks:
+                raise ValueError(f"data.tasks must hold 'item_selection' and any of 'rating', 'writing'; got {d.tasks}")
+            if "rating" in d.tasks:  # one multi-task SFT run, as the reference mixes all its task sources
+                extra["rating"] = MT.rating_samples(config, ml_data, workdir)
+            if "writing" in d.tasks:
+                extra["writing"], split_report["writing"] = MT.writing_samples(config, workdir)
+            train = [*parts["train"], *(s for p in extra.values() for s in p["train"])]
+            test = [*parts["test"], *(s for p in extra.values() for s in p["test"])]
+            split_report["train_samples_per_task"] = {"item_selection": len(parts["train"]),
+                                                      **{k: len(p["train"]) for k, p in extra.items()}}
         else:
             train, test, split_report = D.load_samples(config, workdir)
         tokenizer = D.build_tokenizer(config, workdir, train)
@@ -154,14 +172,31 @@ def run_one(config, workdir: str) -> dict:
             held = sft.eval_loss(params, enc_test, src_test, model_cfg, d.seq_len + 1, nll_fn=nll_fn)
             results[f"{name}/heldout_loss"] = held
             if ml_data is not None:
+                t0 = time.perf_counter()
                 ev = IS.evaluate_movielens(params, model_cfg, tokenizer, config, parts, ml_data, nll_fn, workdir)
                 if name == "sft":
                     results.update(ev)
+                    timing = {"item_selection": time.perf_counter() - t0}
+                    if "rating" in extra:
+                        t0 = time.perf_counter()
+                        results.update(MT.evaluate_rating(params, model_cfg, tokenizer, config, extra["rating"],
+                                                          ml_data, nll_fn, workdir))
+                        timing["rating"] = time.perf_counter() - t0
+                        _print("rating (test): " + "; ".join(f"{m} RMSE {v['rmse']:.3f} MAE {v['mae']:.3f} acc "
+                                                              f"{v['accuracy']:.3f}" for m, v in results["rating"].items()))
+                    if "writing" in extra:
+                        t0 = time.perf_counter()
+                        results.update(MT.evaluate_writing(params, model_cfg, tokenizer, config, extra["writing"],
+                                                           nll_fn))
+                        timing["writing"] = time.perf_counter() - t0
+                        _print("writing (test, NLL/token): " + "; ".join(
+                            f"{m} {v['nll_per_token']:.3f}" for m, v in results["writing"].items()))
+                    results["eval_time_s"] = timing  # wall seconds per task's evaluation (baselines included)
                 else:
                     results[f"{name}/item_selection"] = ev["item_selection"]
                 _print(f"{name}: " + "; ".join(
                     f"{m} {v['accuracy']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
-                    for m, v in ev["item_selection"].items()) + f" (test n={len(test)}); validation: " + "; ".join(
+                    for m, v in ev["item_selection"].items()) + f" (test n={len(parts['test'])}); validation: " + "; ".join(
                     f"{m} {v['accuracy']:.3f}" for m, v in ev["validation"].items()))
                 continue
             backend = JaxChatBackend(params, model_cfg, tokenizer, max_batch=config.eval.batch)

@@ -154,7 +154,8 @@ def test_same_config_and_seed_give_identical_numbers(tmp_path):
     runs = []
     for name in ("a", "b"):
         results = run_experiment(get_config("movielens_smoke"), str(tmp_path / name))
-        runs.append({k: results[k] for k in ("item_selection", "validation", "final_train_loss", "baseline_selected")})
+        runs.append({k: results[k] for k in ("item_selection", "validation", "final_train_loss", "baseline_selected",
+                                             "rating", "rating_validation", "writing", "writing_validation")})
     assert json.dumps(runs[0], sort_keys=True) == json.dumps(runs[1], sort_keys=True)
     methods = set(runs[0]["item_selection"])
     assert methods == {"model_generate", "model_rank", "random", "popularity", "genre", "itemknn", "ease", "sasrec"}

@@ -143,33 +143,56 @@ def generation_hits(samples: Sequence[dict], generations: Sequence[str]) -> list
     return [item_hit(s["messages"][-1]["content"], g) for s, g in zip(samples, generations)]
 
 
-def candidate_logprobs(params, model_cfg, tokenizer, samples: Sequence[dict], row_len: int, *, nll_fn,
-                       rows_per_batch: int = 32) -> np.ndarray:
-    """Likelihood ranking: [n_samples, n_candidates] sum of log p(title tokens + end-of-turn | prompt),
-    each candidate scored as the assistant reply of the sample's chat (the training format, so the
-    scored tokens are exactly the ones the SFT loss masks in). Candidates that do not fit `row_len`
-    raise (a truncated candidate would be scored on fewer tokens)."""
+def sequence_nll(params, model_cfg, encoded: Sequence[tuple[np.ndarray, np.ndarray]], row_len: int, *, nll_fn,
+                 rows_per_batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence (tokens, loss mask) the sum of the masked next-token NLL [n] and the number of masked
+    tokens [n]; one sequence per row, batches padded to `rows_per_batch` rows (one compiled shape).
+    A sequence longer than `row_len` raises (a truncated one would be scored on fewer tokens)."""
     from humanai_jax.methods.humanllm import tokenize
 
-    rows, where = [], []
-    for i, s in enumerate(samples):
-        for j, title in enumerate(candidate_titles(s)):
-            tok, mask = tokenize.tokenize_chat(tokenizer, [*s["messages"][:-1], {"role": "assistant", "content": title}])
-            if len(tok) > row_len:
-                raise ValueError(f"sample {i} candidate {j + 1}: {len(tok)} tokens > row length {row_len}; "
-                                 f"raise data.seq_len")
-            rows.append((tok, mask))
-            where.append((i, j))
-    n_cand = max(j for _, j in where) + 1 if where else 0
-    out = np.full((len(samples), n_cand), -np.inf)
+    for i, (tok, _) in enumerate(encoded):
+        if len(tok) > row_len:
+            raise ValueError(f"sequence {i}: {len(tok)} tokens > row length {row_len}; raise data.seq_len")
+    sums, counts = np.zeros(len(encoded)), np.zeros(len(encoded), np.int64)
     filler = (np.zeros(2, np.int32), np.zeros(2, np.int8))
-    for start in range(0, len(rows), rows_per_batch):
-        chunk = rows[start:start + rows_per_batch]
+    for start in range(0, len(encoded), rows_per_batch):
+        chunk = list(encoded[start:start + rows_per_batch])
         pb = tokenize.pack(chunk + [filler] * (rows_per_batch - len(chunk)), row_len, max_segments=1)
         nll, mask = nll_fn(params, {k: np.asarray(v) for k, v in pb.as_dict().items()}, model_cfg)
-        row_sum = np.asarray((nll * mask).sum(-1))
+        row_sum, row_cnt = np.asarray((nll * mask).sum(-1)), np.asarray(mask.sum(-1))
         for r, members in enumerate(pb.sample_index):
             if members[0] < len(chunk):
-                i, j = where[start + members[0]]
-                out[i, j] = -float(row_sum[r])
+                sums[start + members[0]] = float(row_sum[r])
+                counts[start + members[0]] = int(row_cnt[r])
+    return sums, counts
+
+
+def reply_logprobs(params, model_cfg, tokenizer, samples: Sequence[dict], options: Sequence[Sequence[str]],
+                   row_len: int, *, nll_fn, rows_per_batch: int = 32) -> np.ndarray:
+    """[n_samples, max options] sum of log p(option tokens + end-of-turn | prompt), each option scored as
+    the assistant reply of the sample's chat (the training format, so the scored tokens are exactly the
+    ones the SFT loss masks in); -inf where a sample has fewer options."""
+    from humanai_jax.methods.humanllm import tokenize
+
+    encoded, where = [], []
+    for i, (s, opts) in enumerate(zip(samples, options)):
+        for j, text in enumerate(opts):
+            tok, mask = tokenize.tokenize_chat(tokenizer, [*s["messages"][:-1], {"role": "assistant", "content": text}])
+            if len(tok) > row_len:
+                raise ValueError(f"sample {i} option {j + 1}: {len(tok)} tokens > row length {row_len}; "
+                                 f"raise data.seq_len")
+            encoded.append((tok, mask))
+            where.append((i, j))
+    out = np.full((len(samples), max((len(o) for o in options), default=0)), -np.inf)
+    sums, _ = sequence_nll(params, model_cfg, encoded, row_len, nll_fn=nll_fn, rows_per_batch=rows_per_batch)
+    for (i, j), v in zip(where, sums):
+        out[i, j] = -v
     return out
+
+
+def candidate_logprobs(params, model_cfg, tokenizer, samples: Sequence[dict], row_len: int, *, nll_fn,
+                       rows_per_batch: int = 32) -> np.ndarray:
+    """Likelihood ranking: [n_samples, n_candidates] sum of log p(title tokens + end-of-turn | prompt)
+    (`reply_logprobs` over the prompt's candidate titles). Candidates that do not fit `row_len` raise."""
+    return reply_logprobs(params, model_cfg, tokenizer, samples, [candidate_titles(s) for s in samples], row_len,
+                          nll_fn=nll_fn, rows_per_batch=rows_per_batch)

@@ -213,4 +213,6 @@ def metrics_from_traces(trace_path: str, rows: list[dict], poems: list[dict], ha
         else:
             value = None
         out.setdefault(method, []).append(value)
-    return {m: metrics.aggregate(v) for m, v in out.items()}
+    # NaN (no scored query) -> None, as `summarise` writes it to results.json
+    return {m: {k: ({kk: _finite(vv) for kk, vv in v.items()} if isinstance(v, dict) else v)
+                for k, v in metrics.aggregate(judges).items()} for m, judges in out.items()}

@@ -19,6 +19,7 @@ import os
 
 from humanai_jax import experiment
 from humanai_jax.agents import GenConfig
+from humanai_jax.agents.distill import call_outcomes
 
 
 def _gen(block) -> GenConfig:
@@ -92,28 +93,6 @@ def _teacher_pairs(config, workdir: str, store, table, spec) -> list[dict]:
             f.write(json.dumps(p, ensure_ascii=False) + "\n")
     os.replace(path + ".tmp", path)
     return teacher.pairs
-
-
-def call_outcomes(trace_path: str, max_attempts: int) -> dict:
-    """Agent calls of a traces.jsonl by outcome: parsed at the first attempt, parsed after repair, or given up
-    (a parse error at attempt `max_attempts`); `other` counts calls traced without a repair loop (text-only
-    calls, judge calls parsed downstream); `backends`: model calls per backend name."""
-    import json
-
-    out = {"first_time": 0, "after_repair": 0, "gave_up": 0, "other": 0, "backends": {}}
-    with open(trace_path, encoding="utf-8") as f:
-        for rec in map(json.loads, f):
-            if rec.get("type") != "llm_call":
-                continue
-            out["backends"][rec["backend"]] = out["backends"].get(rec["backend"], 0) + 1
-            ok, attempt = rec.get("parse_error") is None, rec.get("attempt")
-            if attempt is None or (ok and rec.get("parsed") is None):
-                out["other"] += 1
-            elif ok:
-                out["first_time" if attempt == 1 else "after_repair"] += 1
-            elif attempt >= max_attempts:
-                out["gave_up"] += 1
-    return out
 
 
 def run(config, workdir: str) -> dict:

@@ -221,3 +221,25 @@ class StudentBackend:
         self.n_truncated += sum(cut for _, cut in fitted)
         gen = cfg.replace(max_tokens=min(cfg.max_tokens, self.cfg.max_reply_tokens))
         return self.inner.chat_batch([m for m, _ in fitted], gen, tags=tags)
+
+
+def call_outcomes(trace_path: str, max_attempts: int) -> dict:
+    """Agent calls of a traces.jsonl by outcome: parsed at the first attempt, parsed after repair, or given up
+    (a parse error at attempt `max_attempts`); `other` counts calls traced without a repair loop (text-only
+    calls, judge calls parsed downstream); `backends`: model calls per backend name."""
+    import json
+
+    out = {"first_time": 0, "after_repair": 0, "gave_up": 0, "other": 0, "backends": {}}
+    with open(trace_path, encoding="utf-8") as f:
+        for rec in map(json.loads, f):
+            if rec.get("type") != "llm_call":
+                continue
+            out["backends"][rec["backend"]] = out["backends"].get(rec["backend"], 0) + 1
+            ok, attempt = rec.get("parse_error") is None, rec.get("attempt")
+            if attempt is None or (ok and rec.get("parsed") is None):
+                out["other"] += 1
+            elif ok:
+                out["first_time" if attempt == 1 else "after_repair"] += 1
+            elif attempt >= max_attempts:
+                out["gave_up"] += 1
+    return out

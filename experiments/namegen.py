@@ -55,7 +55,9 @@ def replay_metrics(trace_path: str) -> dict:
     run_dir = os.path.dirname(os.path.abspath(trace_path))
     config = ml_collections.ConfigDict(experiment.read_config(run_dir))
     rows, poem_list, (table, _) = _inputs(config)
-    metrics = runner.metrics_from_traces(trace_path, rows, poem_list, table, compat=bool(config.loop.compat))
+    methods = [m.strip() for m in config.methods.split(",") if m.strip()] if config.judge else []
+    metrics = runner.metrics_from_traces(trace_path, rows, poem_list, table, compat=bool(config.loop.compat),
+                                         methods=methods)
     return {"metrics": metrics, "results": os.path.join(run_dir, "results.json"), "key": "methods"}
 
 

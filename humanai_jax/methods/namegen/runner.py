@@ -21,6 +21,7 @@ import importlib.resources
 import json
 import math
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -185,10 +186,12 @@ def summarise(records: list[dict], spec: RunSpec) -> dict:
 
 
 def metrics_from_traces(trace_path: str, rows: list[dict], poems: list[dict], hanzi: dict, *,
-                        compat: bool = False) -> dict:
+                        compat: bool = False, methods: Sequence[str] = ()) -> dict:
     """Recomputes every method's metric aggregate from `traces.jsonl` and the inputs alone: the last parsed
     reply of each judge call per (method, seed, query) (a resumed unit's redone calls come later and win), the
-    Acc flags re-checked from the extracted claims, the gold weights from `rows`. Returns {method: aggregate}."""
+    Acc flags re-checked from the extracted claims, the gold weights from `rows`. Returns {method: aggregate};
+    a method of `methods` never judged (every query failed before its judges) gets the empty aggregate, as
+    `summarise` reports it."""
     from humanai_jax.data.jsonl import iter_jsonl
 
     by_id = {r["id"]: r for r in rows}
@@ -204,7 +207,7 @@ def metrics_from_traces(trace_path: str, rows: list[dict], poems: list[dict], ha
             slot[kind] = rec["parsed"]
         elif rec["attempt"] == 1:
             slot.pop(kind, None)  # a new (redone) call of this kind starts: forget the older parse
-    out: dict[str, list] = {}
+    out: dict[str, list] = {m: [] for m in methods}
     for (method, _, item_id), slot in sorted(judged.items()):
         row = by_id[item_id]
         if all(k in slot for k in ("emoc", "crc", "lr", "acc_extract")):

@@ -222,6 +222,27 @@ def test_failure_is_recorded_not_dropped():
     assert agg["n_failed"] == 1 and agg["failed_stages"] == ["path.genmentor"]
 
 
+def test_a_comparison_methods_failure_stays_in_its_slot():
+    """A baseline with no valid reply (the direct skill mapper, the cot path, the rag content) is recorded in
+    its own slot and counted in its block; GenMentor's pipeline for that learner still finishes."""
+    agents, backend, tracer = _agents([(r"skill_gap\.skill_mapper\.direct", None, "no json here"),
+                                       (r"path\.schedule\.cot", None, "no json here"),
+                                       (r"baseline\.rag", None, "")])
+    rec = R.run_learner(_learner(), agents, R.RunSpec(judge=False), C.Retrieved([]))
+    assert "failed" not in rec, rec.get("failed")
+    assert set(rec["skills"]["direct"]) == {"failed"} and set(rec["path"]["cot"]) == {"failed"}
+    assert "tutor_reply" in rec and rec["skills"]["genmentor"]["f1"] is not None
+    failed_events = [r["data"]["stage"] for r in tracer.records if r.get("name") == "method_failed"]
+    assert failed_events == ["skills.direct", "path.cot", "content.rag"]
+    agg = R.aggregate([rec, rec], n_resamples=0)
+    assert agg["n_failed"] == 0
+    assert agg["skills"]["direct"]["n"] == 0 and agg["skills"]["direct"]["n_failed"] == 2
+    assert agg["skills"]["direct"]["f1"] is None
+    assert agg["skills"]["genmentor"]["n"] == 2 and agg["skills"]["genmentor"]["n_failed"] == 0
+    assert agg["path"]["cot"]["n_failed"] == 2 and agg["path"]["direct"]["n_failed"] == 0
+    assert agg["content"]["rag"]["n_failed"] == 2 and agg["content"]["genmentor"]["n"] == 2
+
+
 def test_recorded_run_replays_exactly(tmp_path):
     learners = [_learner(), {**_learner(), "id": "l2", "learner_information": "No experience."}]
     docs = C.Retrieved([{"id": "d", "text": "Learning SQL joins"}])

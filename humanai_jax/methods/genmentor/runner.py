@@ -7,12 +7,16 @@ Workdir:
   traces.jsonl    one line per model call (agent tag, attempt, messages, response, parsed) and events
   manifest.json   run id, learners, backends, taxonomy and prompt-file hashes, package versions, resume count
 `run_tutoring(...)` returns results.json's body: per stage and method the means over learners, failures.
-Failure policy: a `StructuredOutputError` (no valid reply after the capped repairs) ends that learner's
-record with `failed: {stage, error}`; failed learners are counted, never dropped silently.
+Failure policy: a `StructuredOutputError` (no valid reply after the capped repairs) in a stage of GenMentor's
+own pipeline ends that learner's record with `failed: {stage, error}`; failed learners are counted, never
+dropped silently. The same error in a comparison method (the `direct` / `cot` skill mappers and paths, every
+content method but `genmentor`) is kept in that method's slot as `{"failed": error}` and counted in its
+block's `n_failed`; the learner goes on, so one baseline's bad reply does not remove GenMentor's numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -106,6 +110,20 @@ def _skill_scorer(spec: RunSpec, agents: Agents, judge_backend):
     return score
 
 
+@contextlib.contextmanager
+def _comparison(slots: dict, method: str, agents: Agents, learner_id: str, stage: str):
+    """Runs one method's stage. GenMentor's own failure propagates (it ends the learner); a comparison
+    method's `StructuredOutputError` is stored as `slots[method] = {"failed": error}` and traced as a
+    `method_failed` event, and the learner goes on."""
+    try:
+        yield
+    except StructuredOutputError as err:
+        if method == "genmentor":
+            raise
+        slots[method] = {"failed": str(err)}
+        agents.caller.tracer.event("method_failed", {"stage": stage, "error": str(err)}, item_id=learner_id)
+
+
 def run_learner(learner: dict, agents: Agents, spec: RunSpec, retriever: C.Retrieved, judge_backend=None,
                 taxonomy=None, bm25_level: str = "intermediate", train_samples: Sequence[dict] | None = None) -> dict:
     """All stages for one learner; returns its record (see the module docstring). Skill baselines beside the
@@ -129,11 +147,12 @@ def run_learner(learner: dict, agents: Agents, spec: RunSpec, retriever: C.Retri
         reqs = {}
         for method in SKILL_METHODS:
             stage = f"skills.{method}"
-            reqs[method] = agents.map_skills(goal, method)
-            pred = [r.model_dump() for r in reqs[method].skill_requirements]
-            rec["skills"][method] = {"pred": pred, **prf(pred, learner["gold"]),
-                                     "judge": _judge_one(judge_backend, rub["skills"], spec, f"Goal: {goal}",
-                                                         to_json(pred), "judge.skills")}
+            with _comparison(rec["skills"], method, agents, learner["id"], stage):
+                reqs[method] = agents.map_skills(goal, method)
+                pred = [r.model_dump() for r in reqs[method].skill_requirements]
+                rec["skills"][method] = {"pred": pred, **prf(pred, learner["gold"]),
+                                         "judge": _judge_one(judge_backend, rub["skills"], spec, f"Goal: {goal}",
+                                                             to_json(pred), "judge.skills")}
         if taxonomy is not None:
             from humanai_jax.methods.genmentor.goal2skill import bm25_taxonomy
 
@@ -160,14 +179,16 @@ def run_learner(learner: dict, agents: Agents, spec: RunSpec, retriever: C.Retri
         paths = {}
         for method in PATH_METHODS:
             stage = f"path.{method}"
-            if method == "genmentor":
-                paths[method], history = agents.optimise_path(profile, spec.session_count, spec.path_refine_iters)
-            else:
-                paths[method], history = agents.schedule(profile, spec.session_count, style=method), []
-            rec["path"][method] = {"path": paths[method].model_dump(), "refine_history": history,
-                                   **M.path_metrics(paths[method], gap_names),
-                                   "judge": _judge_one(judge_backend, rub["path"], spec, to_json(profile),
-                                                       to_json(paths[method]), "judge.path")}
+            with _comparison(rec["path"], method, agents, learner["id"], stage):
+                if method == "genmentor":
+                    paths[method], history = agents.optimise_path(profile, spec.session_count,
+                                                                  spec.path_refine_iters)
+                else:
+                    paths[method], history = agents.schedule(profile, spec.session_count, style=method), []
+                rec["path"][method] = {"path": paths[method].model_dump(), "refine_history": history,
+                                       **M.path_metrics(paths[method], gap_names),
+                                       "judge": _judge_one(judge_backend, rub["path"], spec, to_json(profile),
+                                                           to_json(paths[method]), "judge.path")}
         # --- content for the first session ---------------------------------------------------------------
         path = paths["genmentor"]
         session = path.learning_path[0]
@@ -175,19 +196,20 @@ def run_learner(learner: dict, agents: Agents, spec: RunSpec, retriever: C.Retri
         counts = dict(zip(("single_choice", "multiple_choice", "true_false", "short_answer"), spec.quiz_counts))
         for method in spec.content_methods:
             stage = f"content.{method}"
-            if method in ("genmentor", "wo_refinement"):
-                out = C.genmentor_content(agents, profile, path, session, retriever,
-                                          integrate=method == "genmentor")
-            else:
-                out = C.baseline_content(agents, method, profile, session, retriever)
-            quiz = C.quiz(agents, profile, out["markdown"], counts) if method == "genmentor" else None
-            if quiz is not None:
-                out["quiz"] = quiz.model_dump()
-                out["feedback"] = agents.content_feedback(profile, out["markdown"]).model_dump()
-            rec["content"][method] = {**out, **M.content_metrics(out["markdown"], quiz),
-                                      "judge": _judge_one(judge_backend, rub["content"], spec,
-                                                          to_json(profile) + "\n" + to_json(session), out["markdown"],
-                                                          "judge.content")}
+            with _comparison(rec["content"], method, agents, learner["id"], stage):
+                if method in ("genmentor", "wo_refinement"):
+                    out = C.genmentor_content(agents, profile, path, session, retriever,
+                                              integrate=method == "genmentor")
+                else:
+                    out = C.baseline_content(agents, method, profile, session, retriever)
+                quiz = C.quiz(agents, profile, out["markdown"], counts) if method == "genmentor" else None
+                if quiz is not None:
+                    out["quiz"] = quiz.model_dump()
+                    out["feedback"] = agents.content_feedback(profile, out["markdown"]).model_dump()
+                rec["content"][method] = {**out, **M.content_metrics(out["markdown"], quiz),
+                                          "judge": _judge_one(judge_backend, rub["content"], spec,
+                                                              to_json(profile) + "\n" + to_json(session),
+                                                              out["markdown"], "judge.content")}
         # --- simulated learner: study sessions, update the profile, then reschedule ----------------------
         rec["simulation"] = []
         for k, sess in enumerate(path.learning_path[:spec.simulate_sessions]):
@@ -250,11 +272,13 @@ def _per_learner(rows: Sequence[dict], keys: Sequence[str]) -> dict[str, list]:
 
 
 def _block(rows: Sequence[dict], keys: Sequence[str], seed: int, n_resamples: int) -> tuple[dict, dict]:
-    """Means over learners, `judge_failed`, `n`, and `ci95` per metric; also the per-learner values."""
+    """Means over learners, `judge_failed`, `n` (learners with this method's output), `n_failed` (learners where
+    it gave no valid reply), and `ci95` per metric; also the per-learner values."""
     vals = _per_learner(rows, keys)
     out = {k: _mean(v) for k, v in vals.items()}
     out["judge_failed"] = sum(1 for r in rows if (r.get("judge") or {}).get("error"))
-    out["n"] = sum(1 for r in rows if r)
+    out["n"] = sum(1 for r in rows if r and "failed" not in r)
+    out["n_failed"] = sum(1 for r in rows if "failed" in r)
     out["ci95"] = {k: _ci95(v, seed, n_resamples) for k, v in vals.items()}
     return out, vals
 

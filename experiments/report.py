@@ -120,8 +120,15 @@ TABLES: dict[str, Table] = {
         Metric("SASRec", "item_selection.sasrec.accuracy", "pct", count_key="item_selection.sasrec.n"),
         Metric("genre", "item_selection.genre.accuracy", "pct", count_key="item_selection.genre.n"),
         Metric("random", "item_selection.random.accuracy", "pct", count_key="item_selection.random.n"),
+        Metric("rating RMSE, model (expected)", "rating.model_expected.rmse"),
+        Metric("rating RMSE, bias model", "rating.bias.rmse"),
+        Metric("rating RMSE, global mean", "rating.global_mean.rmse"),
+        Metric("writing NLL/token, model", "writing.model.nll_per_token"),
+        Metric("writing NLL/token, bigram", "writing.bigram.nll_per_token"),
+        Metric("writing NLL/token, unigram", "writing.unigram.nll_per_token"),
         WALL,
-    ), "HumanLLM item selection, MovieLens-100K held-out users (`configs/humanllm_sft.py`)"),
+    ), "HumanLLM on MovieLens-100K held-out users (item selection, rating) and Blogger posts (writing) "
+       "(`configs/humanllm_sft.py`)"),
     "motivebench": Table("motivebench", (
         Metric("MR (robust)", "rules.robust.overall.MR.mean", "pct", count_key="rules.robust.overall.MR.n"),
         Metric("BR (robust)", "rules.robust.overall.BR.mean", "pct", count_key="rules.robust.overall.BR.n"),

@@ -64,6 +64,8 @@ def test_memory_check_names_stage_need_and_limit():
         memory.check("toy", {"a": 2 * memory.GIB, "b": memory.GIB}, memory.GIB, hint="try", log=lines.append)
     # Hand value: SLIM on 40,981 items (Gowalla) holds about 6 x 6.26 GiB of I x I float32 arrays.
     assert sum(memory.dense_item_item(40_981, "slim").values()) / memory.GIB == pytest.approx(6 * 6.2565, rel=1e-3)
+    # the evaluation plan covers what the full Amazon-Book shape's evaluation stage added (5.3 GiB, docs/sad.md)
+    assert sum(memory.ranking_block(91_599, 1024, 52_643, 50).values()) / memory.GIB > 5.3
 
 
 def test_pipeline_refuses_a_dense_item_item_stage_that_cannot_fit(monkeypatch, capsys):

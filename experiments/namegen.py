@@ -26,6 +26,11 @@ def _gen(block) -> GenConfig:
     return GenConfig(temperature=float(block.temperature), top_p=float(block.top_p), max_tokens=int(block.max_tokens))
 
 
+def _methods(config) -> tuple[str, ...]:
+    """The methods `config.methods` names (comma-separated)."""
+    return tuple(m.strip() for m in config.methods.split(",") if m.strip())
+
+
 def _inputs(config):
     """(CBNames rows, poem list, (Hanzi table, its info)) as the config selects them."""
     from humanai_jax.methods.namegen import data, hanzi, poems
@@ -55,7 +60,7 @@ def replay_metrics(trace_path: str) -> dict:
     run_dir = os.path.dirname(os.path.abspath(trace_path))
     config = ml_collections.ConfigDict(experiment.read_config(run_dir))
     rows, poem_list, (table, _) = _inputs(config)
-    methods = [m.strip() for m in config.methods.split(",") if m.strip()] if config.judge else []
+    methods = _methods(config) if config.judge else ()
     metrics = runner.metrics_from_traces(trace_path, rows, poem_list, table, compat=bool(config.loop.compat),
                                          methods=methods)
     return {"metrics": metrics, "results": os.path.join(run_dir, "results.json"), "key": "methods"}
@@ -109,7 +114,7 @@ def run(config, workdir: str) -> dict:
     tables = {"poems": poems.corpus_info(config.poems, poem_list), "hanzi": hanzi_info,
               "names": dict(names.info, compound_surnames=config.surnames or None) if names is not None else None}
     seeds = tuple(int(s) for s in str(config.seeds).split(",") if s.strip())
-    spec = runner.RunSpec(methods=tuple(m.strip() for m in config.methods.split(",") if m.strip()), seeds=seeds,
+    spec = runner.RunSpec(methods=_methods(config), seeds=seeds,
                           settings=pipeline.Settings(**config.loop.to_dict()), gen=_gen(config.gen),
                           judge_gen=_gen(config.judge_gen), max_attempts=int(config.max_attempts),
                           judge=bool(config.judge))

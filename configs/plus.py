@@ -104,6 +104,12 @@ def get_config(arg=None):
             # PPO passes over each rollout buffer (docs/plus.md §3: max_epochs = 1; the paper's fallback when PPO is
             # unstable is more epochs).
             epochs=1,
+            # RM passes over each rollout batch's summaries (the spec: 1; more is the fallback when the RM does
+            # not learn within the budget, docs/plus.md "Why PPO gets no signal"). Every method gets the same.
+            rm_epochs=1,
+            # What PPO maximises: "rm" (PLUS: the RM's log σ(r_c - r_r)); "summary_score" is a DIAGNOSIS that
+            # reads the user-type label (the fraction of attributes a summary states right), never a method.
+            reward="rm",
         )
     )
     # One shared `optim` block per model role (actor, critic, reward model, summarizer warm-up).

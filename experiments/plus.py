@@ -100,6 +100,17 @@ def _run(config, workdir, method, log, task: S.Task, codec, actor_cfg, rm_cfg, h
     # number of RM updates, (W + R) · rollout_batch / rm_batch.
     warmup, total = config.rm_warmup_steps, config.rm_warmup_steps + config.ppo.rollouts
 
+    # Diagnosis of PPO only (reads user-type labels; docs/plus.md "Why PPO gets no signal"): the exact
+    # fraction of attributes a summary states right replaces the RM's reward in the PPO update.
+    diagnostic_reward = None
+    if config.ppo.reward == "summary_score":
+        if method != "plus" or task.summary_score is None:
+            raise ValueError("ppo.reward='summary_score' is a PPO diagnosis for method 'plus' on a task with "
+                             f"summary scores (attributes); got method {method!r}, data {config.data.name!r}")
+        diagnostic_reward = task.summary_score
+    elif config.ppo.reward != "rm":
+        raise ValueError(f"ppo.reward must be 'rm' (PLUS) or 'summary_score' (diagnosis), got {config.ppo.reward!r}")
+
     def init(rng):
         state = S.init_state(config, actor_cfg, rm_cfg, txs, rng, rules)
         if uses_summarizer and config.sft.steps:
@@ -110,7 +121,9 @@ def _run(config, workdir, method, log, task: S.Task, codec, actor_cfg, rm_cfg, h
         """One rollout batch: a Python step calling PLUS's jitted pieces (the Trainer's `python_step`)."""
         it = batch["iteration"]
         state, metrics = loop.plus_iteration(state, batch["examples"], train_batch=config.ppo.train_batch,
-                                             rm_batch=config.ppo.rm_batch, temperature=config.ppo.temperature,
+                                             rm_batch=config.ppo.rm_batch, rm_epochs=config.ppo.rm_epochs,
+                                             diagnostic_reward=diagnostic_reward,
+                                             temperature=config.ppo.temperature,
                                              update_actor=it >= warmup, steps=steps, codec=codec, actor_cfg=actor_cfg,
                                              oracle=task.oracle, method=method, rules=rules)
         metrics["phase_rm_warmup"] = float(it < warmup)
@@ -157,8 +170,9 @@ def _run(config, workdir, method, log, task: S.Task, codec, actor_cfg, rm_cfg, h
         return {"method": method, "stopped_at": summary["final_step"], "complete": False}, None
 
     results = {"method": method, "seed": config.seed, "data": config.data.name, "rollouts": config.ppo.rollouts,
+               "ppo_reward": config.ppo.reward,
                "rm_warmup_steps": warmup, "sft_label_noise": config.sft.label_noise,
-               "rm_updates": total * (config.ppo.rollout_batch // config.ppo.rm_batch), "complete": True}
+               "rm_updates": S.rm_updates(config), "complete": True}
     for population, name in task.populations.items():
         ev = loop.evaluate(state, splits[name], rng=eval_rng, num_samples=config.eval.samples,
                            batch_size=config.eval.batch, **common)

@@ -156,8 +156,16 @@ def sample_summaries(actor_params, actor_cfg: ModelConfig, codec: Codec, example
 
 
 def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, method: str, train_batch: int,
-                   rm_batch: int, temperature: float, update_actor: bool = True, rules=None):
-    """One rollout batch of the co-adaptation schedule (docs/plus.md §4). Returns (new state, metrics)."""
+                   rm_batch: int, temperature: float, update_actor: bool = True, rm_epochs: int = 1,
+                   diagnostic_reward: Callable[[str, str], float] | None = None, rules=None):
+    """One rollout batch of the co-adaptation schedule (docs/plus.md §4). Returns (new state, metrics).
+
+    `rm_epochs` passes of the RM over the batch's (summary, train pair) rows, each in freshly shuffled
+    minibatches of `rm_batch` (the spec makes one; more is its fallback when the RM does not learn).
+
+    `diagnostic_reward(summary, user_type)`, when given, replaces the RM's reward in PPO (the RM still
+    trains and is scored as usual). It reads the user-type LABEL, so a run using it is a diagnosis of
+    PPO (can it learn the summary content from an exact reward at this rollout count?), never PLUS."""
     rng, sample_rng, ppo_rng, rm_rng = jax.random.split(state["rng"], 4)
     metrics: dict[str, float] = {}
     summaries = None
@@ -172,18 +180,24 @@ def plus_iteration(state, examples, *, steps, codec: Codec, actor_cfg, oracle, m
     scored = steps["score"](state["rm"]["params"], codec.rm_inputs(conditions, [ex.reward for ex in examples]))
     metrics.update(rollout_reward=float(jnp.mean(scored["reward"])),
                    rollout_accuracy=float(jnp.mean(scored["r_chosen"] > scored["r_rejected"])))
+    reward = scored["reward"]
+    if diagnostic_reward is not None and summaries is not None:
+        reward = jnp.asarray([diagnostic_reward(z, ex.user_type) for z, ex in zip(summaries, examples)], jnp.float32)
+        metrics["diagnostic_reward"] = float(jnp.mean(reward))
     if method == "plus" and update_actor:
         # 2, 4, 5, 7: experience, shaped rewards + GAE, one PPO epoch, KL controller (core PPO).
-        new_state, ppo_metrics = ppo.ppo_iteration(new_state, codec.sequences(prompts, completions), scored["reward"],
+        new_state, ppo_metrics = ppo.ppo_iteration(new_state, codec.sequences(prompts, completions), reward,
                                                    ppo_rng, steps=steps["ppo"], minibatch_size=train_batch,
                                                    cfg=steps["ppo_config"])
         metrics.update(ppo_metrics)
-    # 6. RM pass on the same summaries (sampled before the PPO update), on the train pair.
+    # 6. RM pass(es) on the same summaries (sampled before the PPO update), on the train pair.
     rm, rm_logs = state["rm"], []
-    for index in ppo.minibatch_indices(len(examples), rm_batch, rm_rng):
-        batch = codec.rm_inputs([conditions[i] for i in index], [examples[i].train for i in index])
-        rm, logs = steps["rm_update"](rm, {k: jnp.asarray(v) for k, v in batch.items()})
-        rm_logs.append(logs)
+    for epoch in range(rm_epochs):
+        epoch_rng = rm_rng if epoch == 0 else jax.random.fold_in(rm_rng, epoch)  # epoch 0: the one-pass order
+        for index in ppo.minibatch_indices(len(examples), rm_batch, epoch_rng):
+            batch = codec.rm_inputs([conditions[i] for i in index], [examples[i].train for i in index])
+            rm, logs = steps["rm_update"](rm, {k: jnp.asarray(v) for k, v in batch.items()})
+            rm_logs.append(logs)
     new_state["rm"] = rm
     metrics.update({k: float(np.mean([float(x[k]) for x in rm_logs])) for k in rm_logs[0]})
     return new_state, metrics

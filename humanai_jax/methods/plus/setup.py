@@ -165,10 +165,16 @@ def warm_up_summarizer(state, task: Task, config, steps, codec, txs, log):
     return dict(state, actor={"params": params, "opt_state": txs["actor"].init(params)}, ref=params)
 
 
+def rm_updates(config) -> int:
+    """RM optimizer steps over a run: (W + R) rollout batches x rm_epochs passes x minibatches per pass."""
+    per_pass = config.ppo.rollout_batch // config.ppo.rm_batch
+    return (config.ppo.rollouts + config.rm_warmup_steps) * config.ppo.rm_epochs * per_pass
+
+
 def schedule_lengths(config) -> tuple[int, int, int]:
     """Optimizer steps of (actor and critic, RM, SFT) over the run, for the lr schedules."""
     ppo = config.ppo.rollouts * (config.ppo.rollout_batch // config.ppo.train_batch)
-    rm = (config.ppo.rollouts + config.rm_warmup_steps) * (config.ppo.rollout_batch // config.ppo.rm_batch)
+    rm = rm_updates(config)
     return ppo, rm, max(config.sft.steps, 1)
 
 

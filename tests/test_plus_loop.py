@@ -134,6 +134,16 @@ def test_oracle_baseline_trains_reward_model_only(tmp_path):
     assert "rm_loss" in rows[0] and "policy_loss" not in rows[0]
 
 
+def test_diagnostic_reward_needs_plus_on_attributes(tmp_path):
+    config = get_config("tiny")  # Pets: no per-attribute summary score
+    config.ppo.reward = "summary_score"
+    with pytest.raises(ValueError, match="PPO diagnosis for method 'plus' on a task with summary scores"):
+        run_experiment(config, str(tmp_path / "a"))
+    config.ppo.reward = "labels"
+    with pytest.raises(ValueError, match="ppo.reward must be 'rm'"):
+        run_experiment(config, str(tmp_path / "b"))
+
+
 def test_unknown_method_is_rejected():
     config = get_config("tiny")
     config.method = "dpl"

@@ -70,8 +70,9 @@ def get_config(arg=None):
     c.data.context_length = 4
 
     # From-scratch models on a locally trained word-level tokenizer.
-    # The shared `model` block (humanai_jax/configs.py); PLUS trains from scratch on its own word-level codec,
-    # so hf_path and vocab_size must stay unset (experiments/plus.py refuses them).
+    # The shared `model` block (humanai_jax/configs.py). From scratch (default) on our word-level codec; or
+    # `model.hf_path` (summarizer) / `rm_model.hf_path` (RM and critic) load a HF checkpoint, whose tokenizer and
+    # chat template both models then read (docs/plus.md, "Running on a checkpoint"). vocab_size stays unset.
     c.model = _small_model(64, 2, 4)
     c.rm_model = _small_model(64, 2, 4)
     # context_rm_len: the in_context baseline's RM input (the raw context replaces the summary).

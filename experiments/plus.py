@@ -53,17 +53,17 @@ def run_one(config, workdir: str):
     os.makedirs(workdir, exist_ok=True)
     log = experiment.MetricsLog(workdir)
     task = S.build_data(config)
-    tokenizer = S.build_tokenizer(task)
-    tokenizer.save(os.path.join(workdir, "tokenizer.json"))
+    chat = S.build_chat(config, task)  # our word-level codec, or the checkpoint's tokenizer and chat template
+    chat.save(workdir)
     rm_len = config.shapes.context_rm_len if method == "in_context" else config.shapes.rm_len
     shapes = loop.Shapes(config.shapes.prompt_len, config.shapes.completion_len, rm_len)
-    codec = loop.Codec(tokenizer, shapes)
+    codec = loop.Codec(chat, shapes)
     S.check_lengths(codec, task, method)
 
-    vocab = tokenizer.get_vocab_size()
     max_len = max(shapes.seq_len, shapes.rm_len)
-    actor_cfg = S.model_config(config.model, vocab, max_len, codec.pad_id, codec.end_id)
-    rm_cfg = S.model_config(config.rm_model, vocab, max_len, codec.pad_id, codec.end_id)
+    actor_cfg, actor_weights = S.build_model(config.model, chat, max_len)
+    rm_cfg, rm_weights = S.build_model(config.rm_model, chat, max_len)
+    pretrained = {"actor": actor_weights, "rm": rm_weights}
     hyper = ppo.PPOConfig(
         kl_coef=config.ppo.kl_coef, kl_estimator=config.ppo.kl_estimator, gamma=config.ppo.gamma, lam=config.ppo.lam,
         clip_eps=config.ppo.clip_eps, value_clip_eps=config.ppo.value_clip_eps,
@@ -74,7 +74,7 @@ def run_one(config, workdir: str):
     )
     mesh, rules = train_loop.mesh_and_rules(config)
     with jax.set_mesh(mesh):
-        return _run(config, workdir, method, log, task, codec, actor_cfg, rm_cfg, hyper, rules)
+        return _run(config, workdir, method, log, task, codec, actor_cfg, rm_cfg, hyper, rules, pretrained)
 
 
 @dataclasses.dataclass
@@ -87,7 +87,7 @@ class Trained:
     eval_rng: jax.Array
 
 
-def _run(config, workdir, method, log, task: S.Task, codec, actor_cfg, rm_cfg, hyper, rules):
+def _run(config, workdir, method, log, task: S.Task, codec, actor_cfg, rm_cfg, hyper, rules, pretrained):
     splits = task.splits
     txs, steps = S.compiled_steps(actor_cfg, rm_cfg, hyper, config.optim.to_json(), S.schedule_lengths(config), rules)
     uses_summarizer = loop.CONDITIONING[method] == "summarizer"
@@ -112,7 +112,7 @@ def _run(config, workdir, method, log, task: S.Task, codec, actor_cfg, rm_cfg, h
         raise ValueError(f"ppo.reward must be 'rm' (PLUS) or 'summary_score' (diagnosis), got {config.ppo.reward!r}")
 
     def init(rng):
-        state = S.init_state(config, actor_cfg, rm_cfg, txs, rng, rules)
+        state = S.init_state(config, actor_cfg, rm_cfg, txs, rng, rules, pretrained)
         if uses_summarizer and config.sft.steps:
             state = S.warm_up_summarizer(state, task, config, steps, codec, txs, log)
         return state
@@ -152,7 +152,8 @@ def _run(config, workdir, method, log, task: S.Task, codec, actor_cfg, rm_cfg, h
         return metrics
 
     # The abstract state (restore target) from one cheap initialisation of the small from-scratch models.
-    abstract = abstract_like(S.init_state(config, actor_cfg, rm_cfg, txs, jax.random.PRNGKey(config.seed), rules))
+    abstract = abstract_like(S.init_state(config, actor_cfg, rm_cfg, txs, jax.random.PRNGKey(config.seed), rules,
+                                          pretrained))
     train_task = TrainTask(
         init=init, abstract_state=abstract, state_shardings=jax.tree.map(lambda a: a.sharding, abstract),
         step=rollout_step, batch_at=batch_at, abstract_batch={}, python_step=True,

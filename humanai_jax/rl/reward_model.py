@@ -29,11 +29,13 @@ from humanai_jax.backbone import ModelConfig
 from humanai_jax.rl import losses as L
 
 
-def init_value_model(config: ModelConfig, rng: jax.Array) -> dict[str, Any]:
-    """Backbone + scalar head; the head starts small (HF's normal(0, initializer_range) for new weights)."""
+def init_value_model(config: ModelConfig, rng: jax.Array, backbone_params=None) -> dict[str, Any]:
+    """Backbone + scalar head; the head starts small (HF's normal(0, initializer_range) for new weights).
+    `backbone_params` (e.g. a loaded checkpoint's) replace the random backbone; the head is new either way."""
     body_rng, head_rng = jax.random.split(rng)
     head = config.initializer_range * jax.random.normal(head_rng, (config.d_model, 1), jnp.float32)
-    return {"backbone": backbone.init_params(config, body_rng), "head": head}
+    body = backbone_params if backbone_params is not None else backbone.init_params(config, body_rng)
+    return {"backbone": body, "head": head}
 
 
 def value_model_logical_axes(config: ModelConfig) -> dict[str, Any]:

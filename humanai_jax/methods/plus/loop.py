@@ -65,20 +65,21 @@ class Shapes:
 
 
 class Codec:
-    """Tokenizer-side helpers with the special ids resolved once."""
+    """Text -> fixed-shape arrays for one text side (`text.WordChat` or `text.CheckpointChat`)."""
 
-    def __init__(self, tokenizer: Tokenizer, shapes: Shapes):
-        self.tokenizer = tokenizer
+    def __init__(self, chat: T.ChatText, shapes: Shapes):
+        if isinstance(chat, Tokenizer):  # a bare word-level tokenizer: the from-scratch text side
+            chat = T.WordChat(chat)
+        self.chat = chat
         self.shapes = shapes
-        self.pad_id = T.token_id(tokenizer, T.PAD)
-        self.end_id = T.token_id(tokenizer, T.END)
+        self.pad_id, self.end_id, self.stop_ids = chat.pad_id, chat.end_id, chat.stop_ids
 
     def prompt_ids(self, example: D.PlusExample) -> list[int]:
-        text = T.render_chat(example.context_messages, add_generation_prompt=True)
-        return T.encode(self.tokenizer, text)[-self.shapes.prompt_len :]
+        return self.chat.encode(self.chat.render(example.context_messages, add_generation_prompt=True))[
+            -self.shapes.prompt_len :]
 
     def completion_ids(self, summary: str) -> list[int]:
-        return T.encode(self.tokenizer, f"{T.SUMMARY_TOKEN} {summary} {T.END}")[: self.shapes.completion_len]
+        return self.chat.completion_ids(summary)[: self.shapes.completion_len]
 
     def sequences(self, prompts: Sequence[list[int]], completions: Sequence[list[int]]) -> dict[str, np.ndarray]:
         """tokens, attention [B, S]; action_mask [B, S-1] (1 where the next token is a completion token)."""
@@ -88,15 +89,17 @@ class Codec:
 
     def summaries(self, prompts: Sequence[list[int]], completions: Sequence[list[int]]) -> list[str]:
         """Spec §2.2: decode prompt + completion with special tokens skipped, text after the last ##Summary."""
-        return [D.extract_summary(T.decode(self.tokenizer, p + c)) for p, c in zip(prompts, completions)]
+        return [D.extract_summary(self.chat.decode(p + c)) for p, c in zip(prompts, completions)]
+
+    def rm_ids(self, condition: str | None, pair: D.Pair, which: str) -> list[int]:
+        """The RM's untruncated input for one response (`which`: "chosen" | "rejected")."""
+        chat = D.reward_chat(condition, pair.prompt, getattr(pair, which))
+        return self.chat.encode(self.chat.render(chat, add_generation_prompt=False))
 
     def rm_inputs(self, conditions: Sequence[str | None], pairs: Sequence[D.Pair]) -> dict[str, np.ndarray]:
         """Chosen rows then rejected rows: tokens, attention [2B, rm_len] (right-padded)."""
-        rows = []
-        for which in ("chosen", "rejected"):
-            for condition, pair in zip(conditions, pairs):
-                chat = D.reward_chat(condition, pair.prompt, getattr(pair, which))
-                rows.append(T.encode(self.tokenizer, T.render_chat(chat, add_generation_prompt=False)))
+        rows = [self.rm_ids(condition, pair, which) for which in ("chosen", "rejected")
+                for condition, pair in zip(conditions, pairs)]
         # Keep the end of an over-long input: the response (where the reward is read) must survive.
         tokens, attention = ppo.pad_rows([r[-self.shapes.rm_len :] for r in rows], self.shapes.rm_len, self.pad_id)
         return {"tokens": tokens, "attention": attention}
@@ -151,7 +154,7 @@ def sample_summaries(actor_params, actor_cfg: ModelConfig, codec: Codec, example
     prompts = [codec.prompt_ids(ex) for ex in examples]
     completions = ppo.sample_completions(actor_params, actor_cfg, prompts, rng,
                                          max_new_tokens=codec.shapes.completion_len, temperature=temperature,
-                                         stop_token_ids=(codec.end_id,), pad_id=codec.pad_id, rules=rules)
+                                         stop_token_ids=codec.stop_ids, pad_id=codec.pad_id, rules=rules)
     return prompts, completions, codec.summaries(prompts, completions)
 
 

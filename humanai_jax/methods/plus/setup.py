@@ -1,6 +1,7 @@
 """PLUS's experiment pieces below the entry point (`experiments/plus.py` reads top to bottom on them): the
-task (splits, populations, oracle and random summaries, rule baselines), the word-level tokenizer and
-length checks, the from-scratch model configs, the state of all four models, the label-free format warm-up,
+task (splits, populations, oracle and random summaries, rule baselines), the text side (our word-level
+tokenizer, or a checkpoint's tokenizer and chat template) and length checks, the model configs (from scratch,
+or loaded from `model.hf_path` / `rm_model.hf_path`), the state of all four models, the label-free format warm-up,
 the jitted steps and the batch order (a pure function of seed and iteration). docs/plus.md.
 """
 
@@ -84,20 +85,38 @@ def build_tokenizer(task: Task):
     return T.train_tokenizer(texts)
 
 
+def checkpoint_paths(config) -> tuple[str, str]:
+    """(summarizer, reward model) checkpoint directories; "" = that model trains from scratch."""
+    return config.model.hf_path, config.rm_model.hf_path
+
+
+def build_chat(config, task: Task) -> T.ChatText:
+    """The text side: a checkpoint's tokenizer and chat template when either model loads one (both models
+    then read that tokenizer, so two checkpoints must share it), else our word-level tokenizer over the task."""
+    actor_path, rm_path = checkpoint_paths(config)
+    if not (actor_path or rm_path):
+        return T.WordChat(build_tokenizer(task))
+    from humanai_jax.data.tokenizer import load_tokenizer
+
+    path = actor_path or rm_path
+    tokenizer = load_tokenizer(path)
+    if actor_path and rm_path and actor_path != rm_path and load_tokenizer(rm_path).get_vocab() != tokenizer.get_vocab():
+        raise ValueError(f"model.hf_path {actor_path} and rm_model.hf_path {rm_path} have different tokenizers; "
+                         "the summarizer's summaries are read by the RM, so both must share one")
+    return T.CheckpointChat(tokenizer, path)
+
+
 def check_lengths(codec: loop.Codec, task: Task, method: str) -> None:
     """Fixed shapes must hold the data: fail loudly instead of silently truncating a context."""
-    longest_prompt = max(len(T.encode(codec.tokenizer, T.render_chat(ex.context_messages, add_generation_prompt=True)))
+    chat = codec.chat
+    longest_prompt = max(len(chat.encode(chat.render(ex.context_messages, add_generation_prompt=True)))
                          for exs in task.splits.values() for ex in exs)
     if longest_prompt > codec.shapes.prompt_len:
         raise ValueError(f"shapes.prompt_len={codec.shapes.prompt_len} but the longest summarizer prompt has "
                          f"{longest_prompt} tokens; raise shapes.prompt_len")
     sample = [ex for exs in task.splits.values() for ex in exs[:50]]
     condition = loop.conditions_for(method, sample, [task.oracle(ex.user_type) for ex in sample], task.oracle)
-    longest_rm = max(
-        len(T.encode(codec.tokenizer, T.render_chat(D.reward_chat(c, ex.reward.prompt, ex.reward.chosen),
-                                                    add_generation_prompt=False)))
-        for c, ex in zip(condition, sample)
-    )
+    longest_rm = max(len(codec.rm_ids(c, ex.reward, "chosen")) for c, ex in zip(condition, sample))
     if longest_rm > codec.shapes.rm_len:
         raise ValueError(f"shapes.rm_len={codec.shapes.rm_len} but reward-model inputs reach {longest_rm} tokens "
                          f"for method {method!r}; raise shapes.rm_len")
@@ -107,10 +126,10 @@ def check_lengths(codec: loop.Codec, task: Task, method: str) -> None:
 
 
 def model_config(block, vocab_size: int, max_len: int, pad_id: int, end_id: int) -> ModelConfig:
-    """A from-scratch ModelConfig from a shared `model` block, sized to PLUS's own codec."""
-    if block.hf_path or block.vocab_size:
-        raise ValueError("PLUS trains from scratch on its word-level codec: model.hf_path and model.vocab_size "
-                         f"must be unset, got {block.hf_path!r}, {block.vocab_size}")
+    """A from-scratch ModelConfig from a shared `model` block, sized to the text side's vocabulary."""
+    if block.vocab_size:
+        raise ValueError(f"PLUS sizes a from-scratch model to its tokenizer: model.vocab_size must be unset, got "
+                         f"{block.vocab_size}")
     return ModelConfig.small(
         vocab_size=vocab_size, d_model=block.d_model, n_layers=block.n_layers, n_heads=block.n_heads,
         n_kv_heads=block.n_kv_heads, head_dim=block.head_dim or None, mlp_dim=block.mlp_dim,
@@ -120,12 +139,35 @@ def model_config(block, vocab_size: int, max_len: int, pad_id: int, end_id: int)
     )
 
 
-def init_state(config, actor_cfg, rm_cfg, txs, rng, rules):
+def build_model(block, chat: T.ChatText, max_len: int):
+    """(ModelConfig, pretrained backbone params or None) for one role: the checkpoint at `block.hf_path`
+    (its config and weights; the vocabulary must cover the tokenizer and the positions the shapes need),
+    else a from-scratch config and None (initialised in `init_state`)."""
+    if not block.hf_path:
+        return model_config(block, chat.vocab_size, max_len, chat.pad_id, chat.end_id), None
+    from humanai_jax.backbone import load_pretrained
+
+    cfg, params = load_pretrained(block.hf_path, dtype=jnp.dtype(block.param_dtype or "float32"))
+    if cfg.vocab_size < chat.vocab_size:
+        raise ValueError(f"{block.hf_path}: vocab_size {cfg.vocab_size} < the tokenizer's {chat.vocab_size} tokens")
+    if cfg.max_position_embeddings and cfg.max_position_embeddings < max_len:
+        raise ValueError(f"{block.hf_path}: max_position_embeddings {cfg.max_position_embeddings} < {max_len}, "
+                         "the longest sequence the shapes allow")
+    return cfg, params
+
+
+def init_state(config, actor_cfg, rm_cfg, txs, rng, rules, pretrained: dict | None = None):
     """Fresh state with every parameter placed by its logical axes on the mesh (`rules`); optimizer
-    states inherit the parameters' shardings (Adam moments are `zeros_like` the parameters)."""
+    states inherit the parameters' shardings (Adam moments are `zeros_like` the parameters).
+    `pretrained`: {"actor": backbone params | None, "rm": backbone params | None} loaded from checkpoints
+    (the RM's scalar head is always new; the critic starts as a copy of the RM, as in PLUS)."""
+    pretrained = pretrained or {}
     actor_rng, rm_rng, loop_rng = jax.random.split(rng, 3)
-    actor_params = place(init_params(actor_cfg, actor_rng), param_logical_axes(actor_cfg), rules)
-    rm_params = place(RM.init_value_model(rm_cfg, rm_rng), RM.value_model_logical_axes(rm_cfg), rules)
+    actor = pretrained.get("actor")
+    actor_params = place(actor if actor is not None else init_params(actor_cfg, actor_rng),
+                         param_logical_axes(actor_cfg), rules)
+    rm_params = place(RM.init_value_model(rm_cfg, rm_rng, pretrained.get("rm")), RM.value_model_logical_axes(rm_cfg),
+                      rules)
     critic_params = RM.init_critic_from_reward_model(rm_params)
     return {
         "step": jnp.zeros((), jnp.int32),

@@ -101,3 +101,30 @@ def test_checkpoint_mismatches_are_refused(checkpoint, tmp_path):
     config.rm_model.hf_path = str(tmp_path / "missing")
     with pytest.raises(FileNotFoundError):
         run_experiment(config, str(tmp_path / "b"))
+
+
+def test_one_model_from_a_checkpoint_the_other_from_scratch(checkpoint, tmp_path):
+    """rm_model.hf_path alone: the RM loads the checkpoint; the summarizer trains from scratch, sized to the
+    checkpoint's tokenizer (both read the same text side)."""
+    config = _config(checkpoint)
+    config.model.hf_path = ""
+    task = S.build_data(config)
+    chat = S.build_chat(config, task)
+    actor_cfg, actor_w = S.build_model(config.model, chat, 280)
+    assert actor_w is None and actor_cfg.vocab_size == chat.vocab_size and actor_cfg.d_model == config.model.d_model
+    results = run_experiment(config, str(tmp_path))
+    assert results["complete"]
+
+
+def test_a_checkpoint_mismatch_is_refused_naming_the_tensor(checkpoint, tmp_path):
+    import json
+    import shutil
+
+    small = tmp_path / "small"
+    shutil.copytree(checkpoint, small)
+    cfg = json.loads((small / "config.json").read_text())
+    cfg["vocab_size"] = 100
+    (small / "config.json").write_text(json.dumps(cfg))
+    config = _config(str(small))
+    with pytest.raises(ValueError, match=r"Tensor model.embed_tokens.weight has shape \(608, 32\), expected \(100, 32\)"):
+        run_experiment(config, str(tmp_path / "run"))

@@ -197,6 +197,28 @@ def test_json_schema_outputs_always_parse_and_validate(server):
         assert isinstance(json.loads(c.message.content), dict)
 
 
+def test_pydantic_response_format_with_nested_models(server):
+    """The openai client's `parse(response_format=Model)` sends pydantic's strict schema, nested models as
+    `$defs` + `$ref`: the server constrains to it and the client parses every reply back into the model."""
+    from typing import Literal
+
+    import pydantic
+
+    class Skill(pydantic.BaseModel):
+        name: str
+        level: Literal["beginner", "advanced"]
+
+    class Plan(pydantic.BaseModel):
+        skills: list[Skill]
+        best: Skill
+
+    for seed in range(4):
+        out = server.client.chat.completions.parse(model=MODEL, messages=USER, temperature=1.0, max_tokens=60,
+                                                   seed=seed, response_format=Plan)
+        plan = out.choices[0].message.parsed
+        assert isinstance(plan, Plan) and isinstance(plan.best, Skill)
+
+
 @pytest.mark.parametrize("body, status, param", [
     ('{"model": "tiny", "messages": [', 400, None),  # malformed JSON
     ('{"model": "tiny", "messages": [{"role": "user", "content": "a"}], "temprature": 1}', 400, "temprature"),

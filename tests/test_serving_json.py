@@ -127,7 +127,9 @@ def test_min_text_is_valid_and_minimal_completion_consistent():
     ({"type": "string", "pattern": "a+"}, "pattern"),
     ({"type": "string", "format": "date"}, "format"),
     ({"anyOf": [{"type": "string"}]}, "anyOf"),
-    ({"$ref": "#/defs/x"}, "unsupported type"),
+    ({"$ref": "#/defs/x"}, "does not name a schema under"),
+    ({"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
+        "next": {"$ref": "#/$defs/Node"}}}}}, "recursive"),
     ({"type": ["string", "null"]}, "unsupported type"),
     ({"type": "integer", "minimum": 0}, "integer bounds"),
     ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}, "required"),
@@ -137,6 +139,56 @@ def test_min_text_is_valid_and_minimal_completion_consistent():
 def test_unsupported_schemas_are_refused_by_name(schema, word):
     with pytest.raises(SchemaError, match=word.replace("$", r"\$")):
         compile_schema(schema)
+
+
+def test_a_keyword_beside_a_ref_is_refused():
+    with pytest.raises(SchemaError, match=r"\['minLength'\] \(supported: \['\$ref'\]\)"):
+        compile_schema({"$ref": "#/$defs/A", "minLength": 1, "$defs": {"A": {"type": "string"}}})
+    g = compile_schema({"$ref": "#/$defs/A", "$defs": {"A": {"type": "string", "maxLength": 2}}})  # a root $ref
+    assert g.nodes[g.root] == ("str", 0, 2, True)
+
+
+def _pydantic_nested_schema():
+    """What pydantic writes for nested models: `$defs` + `$ref` (the form OpenAI clients send)."""
+    from typing import Literal
+
+    import pydantic
+
+    class Skill(pydantic.BaseModel):
+        name: str = pydantic.Field(max_length=8)
+        level: Literal["beginner", "advanced"]
+
+    class Plan(pydantic.BaseModel):
+        goal: str = pydantic.Field(max_length=10)
+        skills: list[Skill] = pydantic.Field(min_length=1, max_length=3)
+        best: Skill
+
+    return Plan, Plan.model_json_schema()
+
+
+def test_local_refs_compile_once_and_walks_validate(tokenizer):
+    model, schema = _pydantic_nested_schema()
+    assert "$defs" in schema and "$ref" in json.dumps(schema["properties"])
+    g = compile_schema(schema)
+    kinds = [node[0] for node in g.nodes]
+    assert kinds.count("obj") == 2  # Plan and one shared Skill node, though Skill is referenced twice
+    factory = JsonConstraintFactory(tokenizer, len(tokenizer))
+    rng = np.random.default_rng(1)
+    eos = tokenizer.eos_token_id
+    for _ in range(30):
+        tr = factory.tracker(schema, [eos])
+        ids = []
+        for left in range(tr.min_tokens() + int(rng.integers(0, 30)), 0, -1):
+            if tr.state == ():
+                break
+            tid = int(rng.choice(np.flatnonzero(tr.allowed(left))))
+            if tid == eos:
+                break
+            tr.advance(tid)
+            ids.append(tid)
+        doc = json.loads(tokenizer.decode(ids))
+        jsonschema.validate(doc, schema)  # jsonschema resolves the $refs itself: an independent check
+        model.model_validate(doc)
 
 
 def test_vocab_without_ascii_bytes_is_refused():

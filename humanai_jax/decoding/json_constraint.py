@@ -15,7 +15,8 @@ Output is compact JSON (no whitespace). Supported schema subset (anything else -
   * integer (optional `minimum`/`maximum` when the range has at most 1000 values: compiled to an enum),
     number (decimal, up to 15 integer and 6 fraction digits), boolean, null;
   * array: `items` (one schema), `minItems`, `maxItems`;
-  * `enum` / `const` of any JSON scalars; nested objects and arrays to any depth.
+  * `enum` / `const` of any JSON scalars; nested objects and arrays to any depth;
+  * `$ref` to `#/$defs/<name>` or `#/definitions/<name>` of the root (pydantic's nested models), not recursive.
 
 The mask for a state and a token budget keeps token t iff its bytes are a legal continuation and the
 shortest completion after it still fits in the tokens left (`Tracker.allowed`): one byte per token at
@@ -112,13 +113,48 @@ def compile_schema(schema: Mapping | None) -> Grammar:
     if schema is None:
         g.root = g.add(("gobj", 0))
         return g
-    g.root = _compile(g, schema, "schema")
+    if not isinstance(schema, Mapping):
+        raise SchemaError(f"schema: a schema must be an object, got {type(schema).__name__}")
+    refs = _Refs(schema)
+    g.root = _compile(g, {k: v for k, v in schema.items() if k not in _Refs.SECTIONS}, "schema", refs)
     return g
 
 
-def _compile(g: Grammar, s: Any, where: str) -> int:
+class _Refs:
+    """Local `$ref`s into the root's `$defs` / `definitions` (what pydantic writes for nested models).
+    Each definition compiles once (its node is shared by every reference); a definition that refers back to
+    itself, directly or not, is refused: the automaton's states are finite."""
+
+    SECTIONS = ("$defs", "definitions")
+
+    def __init__(self, root: Mapping):
+        self.defs: dict[str, tuple[str, Mapping]] = {}
+        for section in self.SECTIONS:
+            table = root.get(section, {})
+            if not isinstance(table, Mapping):
+                raise SchemaError(f"schema.{section} must be an object")
+            self.defs.update({f"#/{section}/{name}": (f"schema.{section}.{name}", sub) for name, sub in table.items()})
+        self.nodes: dict[str, int] = {}
+        self.open: list[str] = []
+
+    def resolve(self, g: Grammar, ref: Any, where: str) -> int:
+        if ref not in self.defs:
+            raise SchemaError(f"{where}: $ref {ref!r} does not name a schema under #/$defs/ or #/definitions/")
+        if ref in self.open:
+            raise SchemaError(f"{where}: recursive $ref {ref!r} is not supported")
+        if ref not in self.nodes:
+            self.open.append(ref)
+            self.nodes[ref] = _compile(g, self.defs[ref][1], self.defs[ref][0], self)
+            self.open.pop()
+        return self.nodes[ref]
+
+
+def _compile(g: Grammar, s: Any, where: str, refs: _Refs) -> int:
     if not isinstance(s, Mapping):
         raise SchemaError(f"{where}: a schema must be an object, got {type(s).__name__}")
+    if "$ref" in s:
+        _check_keys(s, {"$ref"}, where)
+        return refs.resolve(g, s["$ref"], where)
     if "enum" in s or "const" in s:
         _check_keys(s, {"enum", "const", "type"}, where)
         values = s["enum"] if "enum" in s else [s["const"]]
@@ -142,7 +178,7 @@ def _compile(g: Grammar, s: Any, where: str) -> int:
         for name, sub in props.items():
             key = json.dumps(str(name), ensure_ascii=False).encode()
             parts.append(lead + key + b":")
-            parts.append(_compile(g, sub, f"{where}.properties.{name}"))
+            parts.append(_compile(g, sub, f"{where}.properties.{name}", refs))
             lead = b","
         parts.append(b"}" if props else b"{}")
         return g.add(("obj", tuple(parts)))
@@ -153,7 +189,7 @@ def _compile(g: Grammar, s: Any, where: str) -> int:
         lo, hi = int(s.get("minItems", 0)), s.get("maxItems")
         if hi is not None and int(hi) < lo:
             raise SchemaError(f"{where}: maxItems < minItems")
-        return g.add(("arr", _compile(g, s["items"], f"{where}.items"), lo, None if hi is None else int(hi)))
+        return g.add(("arr", _compile(g, s["items"], f"{where}.items", refs), lo, None if hi is None else int(hi)))
     if t == "string":
         _check_keys(s, {"type", "minLength", "maxLength"}, where)
         lo, hi = int(s.get("minLength", 0)), s.get("maxLength")
@@ -179,7 +215,7 @@ def _compile(g: Grammar, s: Any, where: str) -> int:
         _check_keys(s, {"type"}, where)
         return g.add(("lit", (b"null",)))
     raise SchemaError(f"{where}: unsupported type {t!r} (supported: object, array, string, integer, number, "
-                      f"boolean, null, enum, const; no anyOf/oneOf/$ref/type lists)")
+                      f"boolean, null, enum, const, local $ref; no anyOf/oneOf/type lists)")
 
 
 # ------------------------------------------------------------------------------ the automaton

@@ -199,7 +199,8 @@ def test_json_schema_outputs_always_parse_and_validate(server):
 
 def test_pydantic_response_format_with_nested_models(server):
     """The openai client's `parse(response_format=Model)` sends pydantic's strict schema, nested models as
-    `$defs` + `$ref`: the server constrains to it and the client parses every reply back into the model."""
+    `$defs` + `$ref` and optional fields as `anyOf: [X, null]`: the server constrains to it and the client
+    parses every reply back into the model."""
     from typing import Literal
 
     import pydantic
@@ -211,6 +212,7 @@ def test_pydantic_response_format_with_nested_models(server):
     class Plan(pydantic.BaseModel):
         skills: list[Skill]
         best: Skill
+        backup: Skill | None
 
     for seed in range(4):
         out = server.client.chat.completions.parse(model=MODEL, messages=USER, temperature=1.0, max_tokens=60,

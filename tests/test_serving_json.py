@@ -126,7 +126,9 @@ def test_min_text_is_valid_and_minimal_completion_consistent():
 @pytest.mark.parametrize("schema, word", [
     ({"type": "string", "pattern": "a+"}, "pattern"),
     ({"type": "string", "format": "date"}, "format"),
-    ({"anyOf": [{"type": "string"}]}, "anyOf"),
+    ({"anyOf": [{"type": "integer"}, {"type": "number"}]}, r"anyOf: alternatives 0 and 1 can both start with"),
+    ({"oneOf": [{"type": "string"}, {"enum": ["a", 1]}]}, "oneOf: alternatives 0 and 1 can both start with '\"'"),
+    ({"anyOf": []}, "non-empty list"),
     ({"$ref": "#/defs/x"}, "does not name a schema under"),
     ({"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
         "next": {"$ref": "#/$defs/Node"}}}}}, "recursive"),
@@ -149,7 +151,8 @@ def test_a_keyword_beside_a_ref_is_refused():
 
 
 def _pydantic_nested_schema():
-    """What pydantic writes for nested models: `$defs` + `$ref` (the form OpenAI clients send)."""
+    """What pydantic writes for nested models and optional fields: `$defs` + `$ref`, `anyOf: [X, null]`
+    (the form OpenAI clients send)."""
     from typing import Literal
 
     import pydantic
@@ -162,20 +165,34 @@ def _pydantic_nested_schema():
         goal: str = pydantic.Field(max_length=10)
         skills: list[Skill] = pydantic.Field(min_length=1, max_length=3)
         best: Skill
+        backup: Skill | None = None
+        hours: int | None = None
+        note: str | None = pydantic.Field(default=None, max_length=5)
 
     return Plan, Plan.model_json_schema()
 
 
 def test_local_refs_compile_once_and_walks_validate(tokenizer):
     model, schema = _pydantic_nested_schema()
-    assert "$defs" in schema and "$ref" in json.dumps(schema["properties"])
+    assert "$defs" in schema and "$ref" in json.dumps(schema["properties"]) and "anyOf" in json.dumps(schema)
     g = compile_schema(schema)
     kinds = [node[0] for node in g.nodes]
-    assert kinds.count("obj") == 2  # Plan and one shared Skill node, though Skill is referenced twice
+    assert kinds.count("obj") == 2  # Plan and one shared Skill node, though Skill is referenced three times
+    assert kinds.count("alt") == 3  # backup, hours, note: X or null
+    for sch in (schema, {"anyOf": [{"type": "object", "properties": {"a": {"type": "string"}}}, {"type": "null"}]}):
+        g2 = compile_schema(sch)
+        jsonschema.validate(json.loads(g2.min_text(g2.root)), sch)  # the shortest alternative, valid
+        a = Automaton(g2)
+        state = a.initial()
+        text = a.completion(state)
+        for i, b in enumerate(text):  # following the completion shortens it byte by byte, through the choice
+            state = a.step(state, b)
+            assert state is not None and a.completion(state) == text[i + 1:]
     factory = JsonConstraintFactory(tokenizer, len(tokenizer))
     rng = np.random.default_rng(1)
     eos = tokenizer.eos_token_id
-    for _ in range(30):
+    nulls = set()
+    for _ in range(40):
         tr = factory.tracker(schema, [eos])
         ids = []
         for left in range(tr.min_tokens() + int(rng.integers(0, 30)), 0, -1):
@@ -189,6 +206,8 @@ def test_local_refs_compile_once_and_walks_validate(tokenizer):
         doc = json.loads(tokenizer.decode(ids))
         jsonschema.validate(doc, schema)  # jsonschema resolves the $refs itself: an independent check
         model.model_validate(doc)
+        nulls |= {(key, doc[key] is None) for key in ("backup", "hours", "note")}
+    assert len(nulls) == 6  # every optional field was both null and a value in some walk
 
 
 def test_vocab_without_ascii_bytes_is_refused():

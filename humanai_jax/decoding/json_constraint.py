@@ -16,7 +16,8 @@ Output is compact JSON (no whitespace). Supported schema subset (anything else -
     number (decimal, up to 15 integer and 6 fraction digits), boolean, null;
   * array: `items` (one schema), `minItems`, `maxItems`;
   * `enum` / `const` of any JSON scalars; nested objects and arrays to any depth;
-  * `$ref` to `#/$defs/<name>` or `#/definitions/<name>` of the root (pydantic's nested models), not recursive.
+  * `$ref` to `#/$defs/<name>` or `#/definitions/<name>` of the root (pydantic's nested models), not recursive;
+  * `anyOf` / `oneOf` whose alternatives start with different bytes (pydantic's `Optional[X]`: X or null).
 
 The mask for a state and a token budget keeps token t iff its bytes are a legal continuation and the
 shortest completion after it still fits in the tokens left (`Tracker.allowed`): one byte per token at
@@ -55,7 +56,8 @@ class Grammar:
     """Compiled nodes. Node kinds: ("obj", parts) with parts a tuple of bytes literals and child node
     ids; ("arr", item, min_items, max_items); ("str", min_len, max_len | None, ascii_only);
     ("num", is_integer); ("lit", options: tuple of bytes); ("any", depth) free-form value;
-    ("gobj", depth) free-form object. `root` is the top node id."""
+    ("gobj", depth) free-form object; ("alt", children) anyOf / oneOf whose children start with disjoint
+    bytes. `root` is the top node id."""
 
     def __init__(self):
         self.nodes: list[tuple] = []
@@ -87,7 +89,25 @@ class Grammar:
             return min(node[1], key=len)
         if kind == "gobj":
             return b"{}"
+        if kind == "alt":
+            return min((self.min_text(c) for c in node[1]), key=len)
         return b"0"  # any
+
+    def first_bytes(self, nid: int) -> frozenset[int]:
+        """The bytes a text of node `nid` can start with."""
+        node = self.nodes[nid]
+        kind = node[0]
+        if kind == "obj":
+            return frozenset({node[1][0][0]})
+        if kind == "num":
+            return DIGITS | {MINUS}
+        if kind in ("arr", "str", "gobj"):
+            return frozenset({{"arr": LBRACK, "str": Q, "gobj": LBRACE}[kind]})
+        if kind == "lit":
+            return frozenset(o[0] for o in node[1])
+        if kind == "alt":
+            return frozenset().union(*(self.first_bytes(c) for c in node[1]))
+        return frozenset(range(256))  # any
 
 
 def _literal_options(values: Sequence[Any], where: str) -> tuple[bytes, ...]:
@@ -155,6 +175,9 @@ def _compile(g: Grammar, s: Any, where: str, refs: _Refs) -> int:
     if "$ref" in s:
         _check_keys(s, {"$ref"}, where)
         return refs.resolve(g, s["$ref"], where)
+    for word in ("anyOf", "oneOf"):
+        if word in s:
+            return _alternatives(g, s, word, where, refs)
     if "enum" in s or "const" in s:
         _check_keys(s, {"enum", "const", "type"}, where)
         values = s["enum"] if "enum" in s else [s["const"]]
@@ -215,7 +238,27 @@ def _compile(g: Grammar, s: Any, where: str, refs: _Refs) -> int:
         _check_keys(s, {"type"}, where)
         return g.add(("lit", (b"null",)))
     raise SchemaError(f"{where}: unsupported type {t!r} (supported: object, array, string, integer, number, "
-                      f"boolean, null, enum, const, local $ref; no anyOf/oneOf/type lists)")
+                      f"boolean, null, enum, const, local $ref, anyOf/oneOf; no type lists)")
+
+
+def _alternatives(g: Grammar, s: Mapping, word: str, where: str, refs: _Refs) -> int:
+    """anyOf / oneOf (pydantic writes `Optional[X]` as `anyOf: [X, {"type": "null"}]`). Supported when the
+    alternatives start with different bytes (object, array, string, number, a literal...), so the first byte
+    of the value picks one alternative and the automaton never has to follow two at once; with disjoint
+    starts a document matches at most one alternative, so oneOf's "exactly one" holds too."""
+    _check_keys(s, {word}, where)
+    options = s[word]
+    if not isinstance(options, list) or not options:
+        raise SchemaError(f"{where}.{word} must be a non-empty list of schemas")
+    children = [_compile(g, sub, f"{where}.{word}[{i}]", refs) for i, sub in enumerate(options)]
+    seen: dict[int, int] = {}
+    for i, c in enumerate(children):
+        for b in g.first_bytes(c):
+            if b in seen:
+                raise SchemaError(f"{where}.{word}: alternatives {seen[b]} and {i} can both start with {chr(b)!r}; "
+                                  "only alternatives that start differently are supported")
+            seen[b] = i
+    return children[0] if len(children) == 1 else g.add(("alt", tuple(children)))
 
 
 # ------------------------------------------------------------------------------ the automaton
@@ -230,6 +273,7 @@ def _compile(g: Grammar, s: Any, where: str, refs: _Refs) -> int:
 #   ("any", depth)            a free value not started
 #   ("gobj", depth, phase)    0 expect '{', 1 after '{', 2 after key, 3 after ':', 4 after value, 5 after ','
 #   ("garr", depth, phase)    0 expect '[', 1 after '[', 2 after value, 3 after ','
+#   ("alt", nid)              anyOf not started: its first byte replaces it with one alternative's frame
 # Child frames are pushed when their first byte arrives; a finished frame pops and its parent
 # advances (`_after_child`). Numbers and literals that may continue pop only when a byte they cannot
 # take arrives, which is then fed to the parent.
@@ -260,6 +304,8 @@ class Automaton:
             return ("lit", nid, b"")
         if kind == "gobj":
             return ("gobj", self.g.nodes[nid][1], 0)
+        if kind == "alt":
+            return ("alt", nid)
         return ("any", self.g.nodes[nid][1])
 
     # -------------------------------------------------------------- one byte
@@ -334,6 +380,12 @@ class Automaton:
             return self._gobj_step(f, b)
         if kind == "garr":
             return self._garr_step(f, b)
+        if kind == "alt":  # the first byte picks the one alternative that can start with it
+            for child in self.g.nodes[f[1]][1]:
+                r = self._frame_step(self._start_frame(child), b)
+                if r is not None and r != _POP:
+                    return r
+            return None
         raise AssertionError(kind)
 
     def _lit_opts(self, nid: int) -> tuple[bytes, ...]:
@@ -501,6 +553,8 @@ class Automaton:
             return {0: b"{}", 1: b"}", 2: b":0}", 3: b"0}", 4: b"}", 5: b'"":0}'}[f[2]]
         if kind == "garr":
             return {1: b"]", 2: b"]", 3: b"0]"}[f[2]]
+        if kind == "alt":
+            return g.min_text(f[1])
         raise AssertionError(kind)
 
 

@@ -215,7 +215,7 @@ def test_pydantic_response_format_with_nested_models(server):
         backup: Skill | None
 
     for seed in range(4):
-        out = server.client.chat.completions.parse(model=MODEL, messages=USER, temperature=1.0, max_tokens=60,
+        out = server.client.chat.completions.parse(model=MODEL, messages=USER, temperature=1.0, max_tokens=140,
                                                    seed=seed, response_format=Plan)
         plan = out.choices[0].message.parsed
         assert isinstance(plan, Plan) and isinstance(plan.best, Skill)

@@ -33,11 +33,10 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def backends(tiny):
     sched = Scheduler(tiny.params, tiny.config, tiny.tokenizer, tiny.stop_ids, rows=8, max_len=256, chunk=16)
+    jax_backend = JaxChatBackend(tiny.params, tiny.config, tiny.tokenizer, max_batch=8, checkpoint_dir=tiny.path)
     with ServerThread(create_app(sched, "tiny")) as srv:
-        yield {
-            "jax": JaxChatBackend(tiny.params, tiny.config, tiny.tokenizer, max_batch=8, checkpoint_dir=tiny.path),
-            "http": OpenAICompatBackend(srv.base_url, "tiny", max_concurrency=4),
-        }
+        yield {"jax": jax_backend, "http": OpenAICompatBackend(srv.base_url, "tiny", max_concurrency=4)}
+    jax_backend.close()
 
 
 @pytest.fixture(params=["jax", "http"])
@@ -100,3 +99,29 @@ def test_http_backend_json_schema_is_enforced(backends):
         jsonschema.validate(json.loads(t), schema)
     obj = backends["http"].chat(CONVS[0], GenConfig(temperature=1.0, max_tokens=30, seed=1, response_format="json"))
     assert isinstance(json.loads(obj.text), dict)
+
+
+def test_in_process_backend_enforces_the_schema_like_the_server(backends):
+    """JaxChatBackend decodes a `response_format` request on the server's path (an in-process Scheduler with
+    JSON masks): every text validates, a pydantic-style schema ($defs/$ref, Optional) included, the call is
+    reproducible, and an impossible budget or an unsupported schema is refused."""
+    from humanai_jax.decoding.json_constraint import SchemaError
+
+    schema = {"type": "object", "properties": {"title": {"type": "string", "maxLength": 12}, "year": {"type": "integer"},
+                                               "alt": {"anyOf": [{"$ref": "#/$defs/Ref"}, {"type": "null"}]}},
+              "required": ["title", "year", "alt"],
+              "$defs": {"Ref": {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]}}}
+    cfg = GenConfig(temperature=1.0, max_tokens=60, n=3, seed=0, response_format=schema)
+    jax_be = backends["jax"]
+    first = jax_be.chat_batch(CONVS, cfg)
+    assert [r.texts for r in first] == [r.texts for r in jax_be.chat_batch(CONVS, cfg)]
+    for result in first:
+        for text in result.texts:
+            jsonschema.validate(json.loads(text), schema)
+    objects = jax_be.chat(CONVS[0], GenConfig(temperature=1.0, max_tokens=20, n=4, seed=1, response_format="json"))
+    assert all(isinstance(json.loads(t), dict) for t in objects.texts)
+    with pytest.raises(ValueError, match="too small for the shortest valid JSON output"):
+        jax_be.chat(CONVS[0], GenConfig(max_tokens=3, response_format=schema))
+    with pytest.raises(SchemaError, match="pattern"):
+        jax_be.chat(CONVS[0], GenConfig(max_tokens=30, response_format={"type": "string", "pattern": "a+"}))
+    assert [r.texts for r in first] == [r.texts for r in backends["http"].chat_batch(CONVS, cfg)]  # the server's texts

@@ -5,7 +5,11 @@ KV-cache engine, stops at the template's end-of-turn / EOS ids, detokenizes (spe
 and cuts at the first `stop` string. Randomness: request i of a call uses
 `fold_in(PRNGKey(seed), i)` inside the engine (request id i), so the same seed, messages and config
 give the same text. `temperature == 0` is greedy: n > 1 repeats the one greedy text.
-Not supported (raise): `repetition_penalty`; `response_format` is accepted as a hint only.
+`response_format` ("json" or a JSON schema) is enforced as the server enforces it: those requests decode on an
+in-process `serving.Scheduler` over the same parameters, with `decoding.json_constraint` masks per token (the
+server's code path, so the texts equal the server's for the same seed); a schema outside the supported subset
+raises `SchemaError`, a `max_tokens` below the shortest valid document raises `ValueError`.
+Not supported (raise): `repetition_penalty`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ class JaxChatBackend:
         self.max_batch = max_batch
         self.default_seed = default_seed
         self.stop_ids = stop_token_ids(tokenizer, checkpoint_dir)
+        self._scheduler = None  # built on the first JSON-constrained request (serving.Scheduler)
+        self._json = None  # decoding.json_constraint.JsonConstraintFactory, likewise
+
+    def close(self) -> None:
+        """Stops the in-process scheduler of constrained requests, if one was started."""
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
 
     def chat(self, messages: Sequence[Message], cfg: GenConfig, *, tag: str = "") -> ChatResult:
         return self.chat_batch([messages], cfg, tags=[tag])[0]
@@ -43,6 +55,8 @@ class JaxChatBackend:
             validate_messages(m)
         n = cfg.n
         prompts = [chat_prompt_ids(self.tokenizer, m) for m in batch]
+        if cfg.response_format is not None:
+            return self._constrained(prompts, cfg)
         rows = [p for p in prompts for _ in range(n)]  # row r = i * n + j: conversation i, choice j
         # Choice j of every conversation samples with key fold_in(seed, j), as the server does: a conversation's
         # output does not depend on where it sits in the batch, so chat_batch(...)[i] == chat(batch[i]).
@@ -72,3 +86,40 @@ class JaxChatBackend:
                                                            "completion_tokens": sum(lengths[sl]), "seed": seed},
                                   latency / max(len(prompts), 1)))
         return out
+
+    # ------------------------------------------------------------------ JSON-constrained requests
+    def _constrained(self, prompts: list[list[int]], cfg: GenConfig) -> list[ChatResult]:
+        """The server's path: a `Scheduler` with a JSON tracker per choice (masks on the host, applied on device)."""
+        from humanai_jax.decoding.json_constraint import JsonConstraintFactory
+        from humanai_jax.serving.scheduler import Request, SamplingSpec
+
+        if self._json is None:
+            self._json = JsonConstraintFactory(self.tokenizer, self.config.vocab_size)
+        schema = None if cfg.response_format == "json" else dict(cfg.response_format)
+        need = self._json.tracker(schema, self.stop_ids).min_tokens()  # SchemaError for an unsupported schema
+        if need > cfg.max_tokens:
+            raise ValueError(f"max_tokens={cfg.max_tokens} is too small for the shortest valid JSON output ({need} tokens)")
+        scheduler = self._scheduler_for(max(map(len, prompts)) + cfg.max_tokens)
+        seed = self.default_seed if cfg.seed is None else cfg.seed
+        spec = SamplingSpec(max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed,
+                            stop=tuple(cfg.stop or ()), n=cfg.n,
+                            json_tracker_factory=lambda: self._json.tracker(schema, self.stop_ids))
+        start = time.perf_counter()
+        requests = [scheduler.submit(Request(p, spec, self.tokenizer)) for p in prompts]
+        for r in requests:
+            r.done.wait()
+        latency = (time.perf_counter() - start) / max(len(prompts), 1)
+        return [ChatResult([s.text for s in r.seqs], [s.finish_reason for s in r.seqs],
+                           {"prompt_tokens": len(p), "completion_tokens": r.completion_tokens, "seed": seed}, latency)
+                for p, r in zip(prompts, requests)]
+
+    def _scheduler_for(self, length: int):
+        """The in-process scheduler, rebuilt with a longer context when a request needs one (powers of two)."""
+        from humanai_jax.serving.scheduler import Scheduler
+
+        if self._scheduler is None or self._scheduler.max_len < length:
+            self.close()
+            max_len = 1 << max(8, (length - 1).bit_length())
+            self._scheduler = Scheduler(self.params, self.config, self.tokenizer, self.stop_ids, rows=self.max_batch,
+                                        max_len=max_len, seed=self.default_seed)
+        return self._scheduler

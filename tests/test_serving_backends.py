@@ -125,3 +125,23 @@ def test_in_process_backend_enforces_the_schema_like_the_server(backends):
     with pytest.raises(SchemaError, match="pattern"):
         jax_be.chat(CONVS[0], GenConfig(max_tokens=30, response_format={"type": "string", "pattern": "a+"}))
     assert [r.texts for r in first] == [r.texts for r in backends["http"].chat_batch(CONVS, cfg)]  # the server's texts
+
+
+def test_in_process_backend_decodes_a_factored_schema(backends):
+    """A schema whose alternatives share a start (GenMentor's gap list: one alternative per current level, is_gap
+    fixed by it) decodes on the model: at temperature 1 every text covers the items in order and keeps the rule."""
+    levels = {"unlearned": 0, "beginner": 1, "intermediate": 2}
+    item = lambda name: {"anyOf": [{"type": "object", "properties": {  # noqa: E731
+        "name": {"const": name}, "is_gap": {"const": rank < 2}, "current_level": {"const": level}}}
+        for level, rank in levels.items()]}
+    schema = {"type": "object", "properties": {"gaps": {"type": "array", "prefixItems": [item("SQL"), item("Go")],
+                                                        "items": False}}}
+    out = backends["jax"].chat(CONVS[0], GenConfig(temperature=1.0, max_tokens=160, n=6, seed=3, response_format=schema))
+    seen = set()
+    for text in out.texts:
+        doc = json.loads(text)
+        jsonschema.validate(doc, schema)
+        assert [g["name"] for g in doc["gaps"]] == ["SQL", "Go"]
+        assert all(g["is_gap"] == (levels[g["current_level"]] < 2) for g in doc["gaps"])
+        seen |= {g["current_level"] for g in doc["gaps"]}
+    assert len(seen) >= 2

@@ -137,6 +137,9 @@ def test_min_text_is_valid_and_minimal_completion_consistent():
     ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}, "required"),
     ({"type": "array"}, "items"),
     ({"type": "object", "properties": {"a": {"type": "tuple"}}}, "properties.a"),
+    ({"type": "array", "prefixItems": [{"type": "integer"}]}, "closed tuple"),  # further items allowed
+    ({"type": "array", "prefixItems": [{"type": "integer"}], "items": {"type": "string"}}, "closed tuple"),
+    ({"type": "array", "prefixItems": [{"type": "integer"}], "items": False, "minItems": 0}, "closed tuple"),
 ])
 def test_unsupported_schemas_are_refused_by_name(schema, word):
     with pytest.raises(SchemaError, match=word.replace("$", r"\$")):
@@ -195,7 +198,8 @@ def test_local_refs_compile_once_and_walks_validate(tokenizer):
     for _ in range(40):
         tr = factory.tracker(schema, [eos])
         ids = []
-        for left in range(tr.min_tokens() + int(rng.integers(0, 30)), 0, -1):
+        # slack up to 80 tokens: the budget counts the skeleton in tokens, so optional values need room beyond it
+        for left in range(tr.min_tokens() + int(rng.integers(0, 80)), 0, -1):
             if tr.state == ():
                 break
             tid = int(rng.choice(np.flatnonzero(tr.allowed(left))))
@@ -213,3 +217,177 @@ def test_local_refs_compile_once_and_walks_validate(tokenizer):
 def test_vocab_without_ascii_bytes_is_refused():
     index = VocabIndex([b"a", b"{", None])
     assert 0x7D in index.missing_ascii
+
+
+def _ascii_vocab(*extra: bytes) -> list[bytes | None]:
+    """Every printable ASCII byte as a token, plus `extra` multi-byte tokens and a stop token (None bytes)."""
+    return [bytes([b]) for b in range(0x20, 0x7F)] + list(extra) + [None]
+
+
+def _fewest_tokens(text: bytes, tokens: list[bytes | None]) -> int:
+    """Brute force: the fewest vocabulary tokens that spell `text` (dynamic programming over prefixes)."""
+    best = [0] + [10 ** 9] * len(text)
+    for i in range(1, len(text) + 1):
+        for t in tokens:
+            if t and len(t) <= i and text[i - len(t):i] == t:
+                best[i] = min(best[i], best[i - len(t)] + 1)
+    return best[-1]
+
+
+def test_token_budget_is_the_greedy_tokenization():
+    tokens = _ascii_vocab(b'{"name":', b'"beginner"', b"name", b'":"')
+    index = VocabIndex(tokens)
+    # hand values: '{"name":' + '"' + 'a' + '"' + '}' and '"beginner"' + ',' + '"' + 'name' + '":"'
+    assert index.count_tokens(b'{"name":"a"}') == 5
+    assert index.count_tokens(b'"beginner","name":"') == 5
+    rng = np.random.default_rng(0)
+    pieces = [b'{"name":', b'"beginner"', b"name", b'":"', b"a", b"}", b'"', b","]
+    for _ in range(200):  # never below the fewest tokens, never above one per byte
+        text = b"".join(pieces[int(k)] for k in rng.integers(0, len(pieces), int(rng.integers(1, 12))))
+        assert _fewest_tokens(text, tokens) <= index.count_tokens(text) <= len(text)
+
+
+def test_budget_in_tokens_leaves_room_and_still_closes_every_document():
+    schema = {"type": "object", "properties": {
+        "learner_information": {"type": "string"}, "level": {"enum": ["beginner", "advanced"]},
+        "skills": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 2}}}
+    extra = [b'{"learner_information":"', b'","level":', b'"beginner"', b'"advanced"', b',"skills":["', b'"]}',
+             b'","', b"ab", b"abc"]
+    tokens = _ascii_vocab(*extra)
+    stop = len(tokens) - 1
+    g = compile_schema(schema)
+    automaton, vocab = Automaton(g), VocabIndex(tokens)
+    from humanai_jax.decoding.json_constraint import Tracker
+
+    need = Tracker(automaton, vocab, [stop], {}).min_tokens()
+    # by hand: '{"learner_information":"' '","level":' '"beginner"' ',"skills":["' 'a' '","' 'a' '"]}'
+    assert need == _fewest_tokens(g.min_text(g.root), tokens) == 8 < len(g.min_text(g.root)) == 64
+    rng = np.random.default_rng(0)
+    for trial in range(100):  # random walks: every budget from the minimum up ends in a valid document
+        tr = Tracker(automaton, vocab, [stop], {})
+        budget = need + int(rng.integers(0, 12))
+        ids = []
+        for left in range(budget, 0, -1):
+            if tr.state == ():
+                break
+            allowed = np.flatnonzero(tr.allowed(left))
+            if trial % 2:  # half the walks take the longest token, to squeeze the budget
+                tid = int(allowed[-1]) if allowed[-1] != stop or len(allowed) == 1 else int(allowed[-2])
+            else:
+                tid = int(rng.choice(allowed))
+            if tid == stop:
+                break
+            tr.advance(tid)
+            ids.append(tid)
+        doc = json.loads(b"".join(tokens[i] for i in ids))
+        jsonschema.validate(doc, schema)
+        assert len(ids) <= budget
+
+
+def test_closed_tuples_fix_each_position(tokenizer):
+    """`prefixItems` + `items: false`: the document has exactly those positions, each under its own schema (the form
+    an agent uses to make a reply cover given items once each, in order)."""
+    names = ["SQL", "Data Visualization", "A/B Testing"]
+    item = lambda n: {"type": "object", "properties": {"name": {"const": n}, "gap": {"type": "boolean"},
+                                                       "level": {"enum": ["beginner", "advanced"]}}}
+    schema = {"type": "object", "properties": {"gaps": {"type": "array", "prefixItems": [item(n) for n in names],
+                                                         "items": False}}}
+    empty = {"type": "array", "prefixItems": [], "items": False}
+    assert compile_schema(empty).min_text(compile_schema(empty).root) == b"[]"
+    g = compile_schema(schema)
+    assert json.loads(g.min_text(g.root)) == {"gaps": [{"name": n, "gap": True, "level": "beginner"} for n in names]}
+    factory = JsonConstraintFactory(tokenizer, len(tokenizer))
+    rng = np.random.default_rng(2)
+    eos = tokenizer.eos_token_id
+    seen = set()
+    for _ in range(30):
+        tr = factory.tracker(schema, [eos])
+        ids = []
+        for left in range(tr.min_tokens() + int(rng.integers(0, 20)), 0, -1):
+            if tr.state == ():
+                break
+            tid = int(rng.choice(np.flatnonzero(tr.allowed(left))))
+            if tid == eos:
+                break
+            tr.advance(tid)
+            ids.append(tid)
+        doc = json.loads(tokenizer.decode(ids))
+        jsonschema.validate(doc, schema)  # jsonschema's own prefixItems (draft 2020-12): an independent check
+        assert [x["name"] for x in doc["gaps"]] == names
+        seen |= {(x["gap"], x["level"]) for x in doc["gaps"]}
+    assert len(seen) == 4  # the free fields really vary
+
+
+def _walk_docs(tokenizer, schema, n, seed=0, slack=40):
+    factory = JsonConstraintFactory(tokenizer, len(tokenizer))
+    rng = np.random.default_rng(seed)
+    eos = tokenizer.eos_token_id
+    for _ in range(n):
+        tr = factory.tracker(schema, [eos])
+        ids = []
+        for left in range(tr.min_tokens() + int(rng.integers(0, slack)), 0, -1):
+            if tr.state == ():
+                break
+            tid = int(rng.choice(np.flatnonzero(tr.allowed(left))))
+            if tid == eos:
+                break
+            tr.advance(tid)
+            ids.append(tid)
+        yield json.loads(tokenizer.decode(ids))
+
+
+def test_alternatives_that_share_a_start_are_factored(tokenizer):
+    """A discriminated union (objects that differ in a const property) and a field whose value decides another's
+    (the gap identifier's rule: is_gap is true exactly when current_level is below the required level)."""
+    union = {"oneOf": [
+        {"type": "object", "properties": {"kind": {"const": "cat"}, "lives": {"type": "integer"}}},
+        {"type": "object", "properties": {"kind": {"const": "car"}, "wheels": {"type": "array", "maxItems": 2,
+                                                                              "items": {"type": "boolean"}}}},
+        {"type": "object", "properties": {"kind": {"const": "dog"}, "name": {"type": "string", "maxLength": 3}}}]}
+    kinds = set()
+    for doc in _walk_docs(tokenizer, union, 30):
+        jsonschema.validate(doc, union)  # oneOf: exactly one alternative matches
+        kinds.add(doc["kind"])
+    assert kinds == {"cat", "car", "dog"}
+    below = {"unlearned": True, "beginner": True, "intermediate": False, "advanced": False}  # required: intermediate
+    gap = {"anyOf": [{"type": "object", "properties": {
+        "name": {"const": "SQL"}, "current_level": {"const": level}, "is_gap": {"const": is_gap},
+        "reason": {"type": "string", "maxLength": 4}}} for level, is_gap in below.items()]}
+    levels = set()
+    for doc in _walk_docs(tokenizer, gap, 40, seed=1):
+        jsonschema.validate(doc, gap)
+        assert doc["is_gap"] == below[doc["current_level"]]
+        levels.add(doc["current_level"])
+    assert levels == set(below)
+
+
+@pytest.mark.parametrize("alternatives, why", [
+    ([{"const": 1}, {"const": 12}], "one is a prefix of the other"),
+    ([{"type": "object", "properties": {"a": {"const": "x"}}}] * 2, "are identical"),
+    ([{"type": "object", "properties": {"a": {"type": "string"}}},
+      {"type": "object", "properties": {"a": {"type": "string", "maxLength": 2}}}], "not at a literal byte"),
+])
+def test_alternatives_that_cannot_be_told_apart_at_a_byte_are_refused(alternatives, why):
+    with pytest.raises(SchemaError, match=f"alternatives 0 and 1 can both start with .*{why}"):
+        compile_schema({"anyOf": alternatives})
+
+
+def test_canonical_document_is_what_the_automaton_writes():
+    """`canonical_document`: a valid document rewritten in the decoder's form (compact, declared key order, absent
+    optional properties filled) is accepted byte by byte and means the same; a document outside the schema: None."""
+    from humanai_jax.decoding.json_constraint import canonical_document
+
+    model, schema = _pydantic_nested_schema()
+    doc = {"skills": [{"level": "advanced", "name": "Go"}], "goal": "ship", "best": {"name": "SQL", "level": "beginner"},
+           "extra": 1}
+    text = canonical_document(doc, schema)
+    assert text == ('{"goal":"ship","skills":[{"name":"Go","level":"advanced"}],"best":{"name":"SQL","level":"beginner"},'
+                    '"backup":null,"hours":null,"note":null}')
+    a = Automaton(compile_schema(schema))
+    state = a.initial()
+    for b in text.encode():
+        state = a.step(state, b)
+        assert state is not None
+    assert a.finished(state) and model.model_validate_json(text) == model.model_validate(doc)
+    assert canonical_document({**doc, "best": {"name": "SQL", "level": "expert"}}, schema) is None
+    assert canonical_document({"goal": "ship"}, schema) is None  # required properties missing

@@ -11,19 +11,25 @@ Output is compact JSON (no whitespace). Supported schema subset (anything else -
     generated), `title`/`description`. Every declared property is emitted, in declared order (so the
     output satisfies `required` whatever it lists);
   * string: `enum`, `const`, `maxLength` (strings with maxLength hold printable ASCII only),
-    `minLength`; no `pattern`/`format`;
+    `minLength` (counted in characters: an escape or a UTF-8 character is one); no `pattern`/`format`;
   * integer (optional `minimum`/`maximum` when the range has at most 1000 values: compiled to an enum),
     number (decimal, up to 15 integer and 6 fraction digits), boolean, null;
-  * array: `items` (one schema), `minItems`, `maxItems`;
+  * array: `items` (one schema), `minItems`, `maxItems`; or a closed tuple: `prefixItems` with `items: false`
+    (every position present, in order);
   * `enum` / `const` of any JSON scalars; nested objects and arrays to any depth;
   * `$ref` to `#/$defs/<name>` or `#/definitions/<name>` of the root (pydantic's nested models), not recursive;
-  * `anyOf` / `oneOf` whose alternatives start with different bytes (pydantic's `Optional[X]`: X or null).
+  * `anyOf` / `oneOf` whose alternatives start with different bytes (pydantic's `Optional[X]`: X or null), or
+    share a start and first differ at a literal byte (objects that differ in a const property), which are
+    left-factored into one sequence that forks there (`_alternatives`).
 
 The mask for a state and a token budget keeps token t iff its bytes are a legal continuation and the
-shortest completion after it still fits in the tokens left (`Tracker.allowed`): one byte per token at
-worst, since every ASCII byte is a token in a byte-level vocabulary. So a request that stops at
-`max_tokens` still ends with a complete, schema-valid document. Masks are memoised per automaton
-state, so the cost per step after warm-up is one numpy comparison over V.
+shortest completion after it still fits in the tokens left (`Tracker.allowed`). The completion's cost in
+tokens is its greedy longest-match tokenization over the vocabulary (`VocabIndex.count_tokens`; at most one
+token per byte, since every ASCII byte is a token): following a completion shortens it from the front, so
+emitting its first greedy token leaves a completion that costs exactly one token less, and a request that
+stops at `max_tokens` still ends with a complete, schema-valid document. (Counting one token per byte would
+also be safe, but it reserves a long schema's whole skeleton byte by byte and leaves the content no room.)
+Masks are memoised per automaton state, so the cost per step after warm-up is one numpy comparison over V.
 """
 
 from __future__ import annotations
@@ -63,10 +69,16 @@ class Grammar:
         self.nodes: list[tuple] = []
         self.root = -1
         self._min: dict[int, bytes] = {}
+        self._ids: dict[tuple, int] = {}
 
     def add(self, node: tuple) -> int:
-        self.nodes.append(node)
-        return len(self.nodes) - 1
+        """The id of `node`, shared by every identical node (children are ids, so identical sub-schemas compile to
+        one id: alternatives that repeat a sub-schema factor through it, and its masks are memoised once)."""
+        nid = self._ids.get(node)
+        if nid is None:
+            self.nodes.append(node)
+            nid = self._ids[node] = len(self.nodes) - 1
+        return nid
 
     def min_text(self, nid: int) -> bytes:
         """The shortest valid text of node `nid`."""
@@ -98,7 +110,8 @@ class Grammar:
         node = self.nodes[nid]
         kind = node[0]
         if kind == "obj":
-            return frozenset({node[1][0][0]})
+            first = node[1][0]
+            return frozenset({first[0]}) if isinstance(first, bytes) else self.first_bytes(first)
         if kind == "num":
             return DIGITS | {MINUS}
         if kind in ("arr", "str", "gobj"):
@@ -205,6 +218,8 @@ def _compile(g: Grammar, s: Any, where: str, refs: _Refs) -> int:
             lead = b","
         parts.append(b"}" if props else b"{}")
         return g.add(("obj", tuple(parts)))
+    if t == "array" and "prefixItems" in s:
+        return _tuple(g, s, where, refs)
     if t == "array":
         _check_keys(s, {"type", "items", "minItems", "maxItems"}, where)
         if "items" not in s:
@@ -218,7 +233,7 @@ def _compile(g: Grammar, s: Any, where: str, refs: _Refs) -> int:
         lo, hi = int(s.get("minLength", 0)), s.get("maxLength")
         if hi is not None and int(hi) < lo:
             raise SchemaError(f"{where}: maxLength < minLength")
-        return g.add(("str", lo, None if hi is None else int(hi), hi is not None or lo > 0))
+        return g.add(("str", lo, None if hi is None else int(hi), hi is not None))
     if t == "integer":
         _check_keys(s, {"type", "minimum", "maximum"}, where)
         if "minimum" in s or "maximum" in s:
@@ -241,24 +256,177 @@ def _compile(g: Grammar, s: Any, where: str, refs: _Refs) -> int:
                       f"boolean, null, enum, const, local $ref, anyOf/oneOf; no type lists)")
 
 
+def _tuple(g: Grammar, s: Mapping, where: str, refs: _Refs) -> int:
+    """A closed tuple: `prefixItems` (one schema per position) and no further items (`items: false`, or
+    minItems = maxItems = the number of positions). Compiled like an object: literal `[` `,` `]` parts between
+    the positions' nodes."""
+    _check_keys(s, {"type", "prefixItems", "items", "minItems", "maxItems"}, where)
+    positions = s["prefixItems"]
+    if not isinstance(positions, list):
+        raise SchemaError(f"{where}.prefixItems must be a list of schemas")
+    n = len(positions)
+    closed = s.get("items", None) is False or (s.get("minItems") == n and s.get("maxItems") == n)
+    if not closed or s.get("items", False) is not False or int(s.get("minItems", n)) != n \
+            or int(s.get("maxItems", n)) != n:
+        raise SchemaError(f"{where}: prefixItems is supported only as a closed tuple (items: false, every "
+                          "position required)")
+    if not n:
+        return g.add(("obj", (b"[]",)))
+    parts: list = []
+    for i, sub in enumerate(positions):
+        parts += [b"[" if i == 0 else b",", _compile(g, sub, f"{where}.prefixItems[{i}]", refs)]
+    parts.append(b"]")
+    return g.add(("obj", tuple(parts)))
+
+
 def _alternatives(g: Grammar, s: Mapping, word: str, where: str, refs: _Refs) -> int:
-    """anyOf / oneOf (pydantic writes `Optional[X]` as `anyOf: [X, {"type": "null"}]`). Supported when the
-    alternatives start with different bytes (object, array, string, number, a literal...), so the first byte
-    of the value picks one alternative and the automaton never has to follow two at once; with disjoint
-    starts a document matches at most one alternative, so oneOf's "exactly one" holds too."""
+    """anyOf / oneOf. Alternatives that start with different bytes (pydantic's `Optional[X]`: X or null) become an
+    "alt" node: the first byte of the value picks one, so the automaton never follows two at once. Alternatives that
+    share a start (objects that differ in a const property: a discriminated union, or a field whose value decides
+    another's) are left-factored (`_factor`): their common bytes become one sequence that forks where they differ,
+    as long as they differ at a literal byte. Either way a document matches exactly one alternative, so oneOf's
+    "exactly one" holds too; alternatives that cannot be told apart this way are refused by name."""
     _check_keys(s, {word}, where)
     options = s[word]
     if not isinstance(options, list) or not options:
         raise SchemaError(f"{where}.{word} must be a non-empty list of schemas")
     children = [_compile(g, sub, f"{where}.{word}[{i}]", refs) for i, sub in enumerate(options)]
+    if len(children) == 1:
+        return children[0]
     seen: dict[int, int] = {}
+    clash = None
     for i, c in enumerate(children):
         for b in g.first_bytes(c):
-            if b in seen:
-                raise SchemaError(f"{where}.{word}: alternatives {seen[b]} and {i} can both start with {chr(b)!r}; "
-                                  "only alternatives that start differently are supported")
+            if b in seen and clash is None:
+                clash = (seen[b], i, b)
             seen[b] = i
-    return children[0] if len(children) == 1 else g.add(("alt", tuple(children)))
+    if clash is None:
+        return g.add(("alt", tuple(children)))
+    try:
+        parts = _factor(g, [_flatten(g, c) for c in children])
+    except _Unfactorable as err:
+        i, j, b = clash
+        raise SchemaError(f"{where}.{word}: alternatives {i} and {j} can both start with {chr(b)!r} and {err}; only "
+                          "alternatives that start differently, or differ at a literal byte, are supported") from None
+    return g.add(("obj", tuple(parts)))
+
+
+class _Unfactorable(Exception):
+    pass
+
+
+def _flatten(g: Grammar, nid: int) -> list:
+    """Node `nid` as a sequence of literal bytes and child node ids: objects and tuples are opened, one-option
+    literals and empty arrays become bytes, anything else stays a child. Adjacent bytes are merged."""
+    node = g.nodes[nid]
+    if node[0] == "lit" and len(node[1]) == 1:
+        parts = [node[1][0]]
+    elif node[0] == "arr" and node[3] == 0:  # maxItems 0: the empty array is its only text
+        parts = [b"[]"]
+    elif node[0] == "obj":
+        parts = [q for p in node[1] for q in ([p] if isinstance(p, bytes) else _flatten(g, p))]
+    else:
+        return [nid]
+    out: list = []
+    for p in parts:
+        if isinstance(p, bytes) and out and isinstance(out[-1], bytes):
+            out[-1] += p
+        else:
+            out.append(p)
+    return out
+
+
+def _factor(g: Grammar, seqs: list[list]) -> list:
+    """One sequence for several: the common prefix, then an "alt" over the remainders grouped by their first byte
+    (each group factored again). Raises `_Unfactorable` when two alternatives cannot be told apart at a byte."""
+    prefix: list = []
+    while True:
+        if any(not q for q in seqs):
+            raise _Unfactorable("one is a prefix of the other" if not all(not q for q in seqs) else "are identical")
+        heads = [q[0] for q in seqs]
+        if all(isinstance(h, int) for h in heads) and len(set(heads)) == 1:  # the same child in every one
+            prefix.append(heads[0])
+            seqs = [q[1:] for q in seqs]
+            continue
+        if all(isinstance(h, bytes) for h in heads):
+            n = 0
+            while all(len(h) > n and h[n] == heads[0][n] for h in heads):
+                n += 1
+            if n:
+                prefix.append(heads[0][:n])
+                seqs = [([h[n:]] if h[n:] else []) + q[1:] for h, q in zip(heads, seqs)]
+                continue
+        groups: dict[int, list] = {}
+        for q in seqs:
+            starts = {q[0][0]} if isinstance(q[0], bytes) else set(g.first_bytes(q[0]))
+            owners = {id(groups[b]) for b in starts if b in groups}
+            if owners and (len(owners) > 1 or not isinstance(q[0], bytes)
+                           or any(not isinstance(r[0], bytes) for r in groups[q[0][0]])):
+                raise _Unfactorable("differ first at a value, not at a literal byte")
+            if owners:  # a literal first byte some earlier alternatives share: factored with them
+                groups[q[0][0]].append(q)
+            else:
+                group = [q]
+                groups.update({b: group for b in starts})
+        branches = []
+        for members in {id(m): m for m in groups.values()}.values():
+            rest = members[0] if len(members) == 1 else _factor(g, members)
+            branches.append(rest[0] if len(rest) == 1 and isinstance(rest[0], int) else g.add(("obj", tuple(rest))))
+        prefix.append(g.add(("alt", tuple(branches))))
+        return prefix
+
+
+def canonical_document(doc: Any, schema: Mapping) -> str | None:
+    """`doc` written as this module's automaton writes documents of `schema`: compact, object keys in declared
+    order, an absent property filled with its `default` (or null when the property may be null), extra keys
+    dropped; None when `doc` has no such form (a required value missing, a value of the wrong kind). Used to
+    store training replies in the byte form a constrained decoder will produce."""
+    refs = _Refs(schema)
+
+    def resolve(s: Mapping) -> Mapping:
+        while "$ref" in s and s["$ref"] in refs.defs:
+            s = refs.defs[s["$ref"]][1]
+        return s
+
+    missing = object()
+
+    def fill(value: Any, s: Mapping) -> Any:
+        s = resolve(s)
+        for word in ("anyOf", "oneOf"):
+            if word in s:
+                for option in s[word]:
+                    out = fill(value, option)
+                    if out is not missing:
+                        return out
+                return missing
+        if "enum" in s or "const" in s:
+            return value if value in (s["enum"] if "enum" in s else [s["const"]]) else missing
+        t = s.get("type")
+        if t == "object" and isinstance(value, dict):
+            out = {}
+            for name, sub in s.get("properties", {}).items():
+                if name in value:
+                    out[name] = fill(value[name], sub)
+                elif "default" in resolve(sub) or "default" in sub:
+                    out[name] = sub.get("default", resolve(sub).get("default"))
+                else:
+                    out[name] = fill(None, sub)  # null when the property may be null
+                if out[name] is missing:
+                    return missing
+            return out
+        if t == "array" and isinstance(value, list):
+            subs = s["prefixItems"] if "prefixItems" in s else [s.get("items", {})] * len(value)
+            if len(subs) != len(value):
+                return missing
+            out = [fill(v, sub) for v, sub in zip(value, subs)]
+            return missing if any(v is missing for v in out) else out
+        kinds = {"string": str, "boolean": bool, "null": type(None), "integer": int, "number": (int, float)}
+        if t in kinds and isinstance(value, kinds[t]) and not (t in ("integer", "number") and isinstance(value, bool)):
+            return value
+        return missing
+
+    out = fill(doc, schema)
+    return None if out is missing else json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
 # ------------------------------------------------------------------------------ the automaton
@@ -326,7 +494,13 @@ class Automaton:
 
     def _pop(self, state: tuple) -> tuple:
         state = state[:-1]
-        return state[:-1] + (self._after_child(state[-1]),) if state else state
+        while state:
+            parent = self._after_child(state[-1])
+            if parent[0] == "obj" and parent[2] == len(self.g.nodes[parent[1]][1]):
+                state = state[:-1]  # a sequence that ends with that child is complete too
+                continue
+            return state[:-1] + (parent,)
+        return state
 
     def _after_child(self, f: tuple) -> tuple:
         kind = f[0]
@@ -395,7 +569,10 @@ class Automaton:
     def _str_step(self, f, b):
         _, nid, phase, n, pending = f
         _, lo, hi, ascii_only = self.g.nodes[nid] if nid >= 0 else ("str", 0, None, False)
-        counted = hi is not None or lo > 0  # only then is n part of the state (memoised masks stay few)
+        # n counts characters up to maxLength, or up to minLength when there is no maximum (then it saturates), and
+        # is constant otherwise: states stay few, so memoised masks are reused
+        cap = hi if hi is not None else lo
+        counted = int(n < cap)
         if phase == 0:
             return (("str", nid, 1, 0, 0),) if b == Q else None
         if phase == 2:
@@ -613,6 +790,26 @@ class VocabIndex:
             node.setdefault(None, []).append(tid)
         single = {bs[0] for bs in tbytes if bs and len(bs) == 1}
         self.missing_ascii = sorted(set(range(0x20, 0x7F)) - single)
+        self._counts: dict[bytes, int] = {}
+
+    def count_tokens(self, text: bytes) -> int:
+        """Tokens of `text`'s greedy longest-match tokenization (an upper bound on the fewest tokens that spell
+        it); a byte no token spells counts as one token (the factory refuses vocabularies without ASCII bytes)."""
+        hit = self._counts.get(text)
+        if hit is not None:
+            return hit
+        n, i = 0, 0
+        while i < len(text):
+            node, j, end = self.root, i, i + 1
+            while j < len(text) and text[j] in node:
+                node = node[text[j]]
+                j += 1
+                if None in node:
+                    end = j
+            n, i = n + 1, end
+        if len(self._counts) < 1_000_000:  # bounded memo
+            self._counts[text] = n
+        return n
 
 
 class Tracker:
@@ -642,9 +839,11 @@ class Tracker:
                 s2 = a.step(st, b)
                 if s2 is None:
                     continue
-                for tid in child.get(None, ()):
-                    nxt[tid] = s2
-                    clen[tid] = len(a.completion(s2))
+                if None in child:
+                    cost = self.vocab.count_tokens(a.completion(s2))
+                    for tid in child[None]:
+                        nxt[tid] = s2
+                        clen[tid] = cost
                 stack.append((child, s2))
         if a.finished(state):
             for s in self.stop_ids:
@@ -670,8 +869,8 @@ class Tracker:
         self.state = nxt[token]
 
     def min_tokens(self) -> int:
-        """Tokens the shortest complete document needs at most (one per byte)."""
-        return len(self.a.completion(self.state))
+        """Tokens the shortest complete document needs at most (its greedy tokenization)."""
+        return self.vocab.count_tokens(self.a.completion(self.state))
 
 
 class JsonConstraintFactory:

@@ -4,6 +4,10 @@
 `train.eval_every` steps (greedy, `JaxChatBackend`), and keeps the parameters of the step with the best
 validation F1 (strict, name + level; ties: the earlier step): the number of steps is chosen on validation.
 Test goals are decoded once, by the caller, with the selected parameters.
+
+The selected parameters, their step and the validation curve are saved in WORKDIR/best (Orbax + best.json) each
+time the selection changes, so a run resumed after training ended (only the last step's checkpoint is kept)
+selects the same step and reports the same test numbers as the run that trained.
 """
 
 from __future__ import annotations
@@ -102,24 +106,66 @@ def train_and_select(config, workdir: str, train: list[dict], val: list[dict]) -
         curve: dict = {}
         val_goals = [s["goal"] for s in val]
 
+        best_dir = os.path.join(workdir, "best")
+
+        def save_best(params_changed: bool) -> None:
+            os.makedirs(best_dir, exist_ok=True)
+            if params_changed:
+                import orbax.checkpoint as ocp
+
+                with ocp.StandardCheckpointer() as ckptr:
+                    ckptr.save(os.path.abspath(os.path.join(best_dir, "params")), best["params"], force=True)
+                    ckptr.wait_until_finished()
+            _write_json(os.path.join(best_dir, "best.json"), {"step": best["step"], "key": list(best["key"]),
+                                                               "curve": {str(k): v for k, v in curve.items()}})
+
         def evaluate(step: int, state) -> dict:
             backend = JaxChatBackend(state["params"], model_cfg, tokenizer, max_batch=config.eval.batch)
             preds, _, invalid = predict(backend, val_goals, config.eval.max_new_tokens, config.seed)
             agg = G.score(preds, val, n_resamples=0)[0]
             curve[step] = {"f1": agg["f1"], "f1_strict": agg["f1_strict"], "valid_rate": 1 - invalid / len(val)}
             key = (agg["f1_strict"], agg["f1"])
-            if key > best["key"]:  # strictly better only: ties keep the earlier (shorter) run
+            improved = key > best["key"]  # strictly better only: ties keep the earlier (shorter) run
+            if improved:
                 best.update(step=step, key=key, params=jax.device_get(state["params"]))
+            save_best(improved)
             print(f"step {step}: val F1 {agg['f1']:.3f} strict {agg['f1_strict']:.3f} "
                   f"valid {curve[step]['valid_rate']:.2f}", flush=True)
             return {"val_f1": agg["f1"], "val_f1_strict": agg["f1_strict"]}
 
         trainer.add_hook(evaluate, every=t.eval_every)
         state, summary = trainer.fit(task)
-        if best["params"] is None:  # resumed at the last step: no hook ran
-            evaluate(summary["final_step"], state)
+        if best["params"] is None:  # resumed at the last step: no hook ran; the selection is on disk
+            if os.path.exists(os.path.join(best_dir, "best.json")):
+                _restore_best(best_dir, best, curve, state["params"])
+            else:  # a workdir from before WORKDIR/best existed: only the last step can be evaluated
+                evaluate(summary["final_step"], state)
         params = jax.device_put(best["params"], state_sh["params"])
     return TrainedModel(params, model_cfg, tokenizer, best["step"], curve,
                         {"final_step": summary["final_step"], "final_train_loss": summary["last_metrics"].get("loss"),
                          "n_params": int(sum(x.size for x in jax.tree.leaves(params))),
                          "max_tokens": int(max(len(e[0]) for e in encoded))})
+
+
+def _write_json(path: str, obj) -> None:
+    import json
+
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def _restore_best(best_dir: str, best: dict, curve: dict, like) -> None:
+    """Fills `best` and `curve` from WORKDIR/best (the parameters restored with `like`'s shapes and shardings)."""
+    import json
+
+    import orbax.checkpoint as ocp
+
+    with open(os.path.join(best_dir, "best.json")) as f:
+        saved = json.load(f)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like)
+    with ocp.StandardCheckpointer() as ckptr:
+        params = ckptr.restore(os.path.abspath(os.path.join(best_dir, "params")), abstract)
+    best.update(step=saved["step"], key=tuple(saved["key"]), params=jax.device_get(params))
+    curve.update({int(k): v for k, v in saved["curve"].items()})
+    print(f"resumed: the validation-selected step {saved['step']} restored from {best_dir}", flush=True)

@@ -4,7 +4,8 @@ r"""GenMentor: goal-oriented multi-agent tutoring, with the goal-to-skill model 
   # evaluated against BM25 on held-out goals, then one full tutoring run over simulated learners on our own
   # models only: the trained goal-to-skill model as the Skill Requirement Mapper and, for every other agent and
   # the judge, a small LM trained from scratch inside the run on the scripted teacher's replies (backend kind
-  # "distilled", cached in WORKDIR/tutoring_distill): a plumbing run (tutoring.plumbing = true), not quality
+  # "distilled", cached in WORKDIR/tutoring_distill) decoding under each agent's JSON schema
+  # (tutoring.constrain_json): a plumbing run (tutoring.plumbing = true), not quality
   # (the scripted model alone: --config.backend.kind=mock; tutoring only on the student: pipeline,kind=distilled)
   python -m experiments.run --config configs/genmentor.py --workdir runs/genmentor
   # goal-to-skill only: sft (tracks), sft_no_tracks (JSON only); table = sft for 3 seeds
@@ -87,6 +88,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         content_methods="genmentor,wo_refinement,dirgen,rag,outline_rag", retrieval_dir="", retrieval_k=5,
         max_attempts=3, matcher="exact",  # skill P/R matcher in the tutoring run: exact | token_jaccard | llm
         mapper="trained",  # trained: the goal-to-skill model of this run in process; backend: the main backend
+        # True: every JSON-only agent's schema is sent as response_format, so a backend that enforces it (ours, the
+        # server, vendors' json_schema mode) decodes only documents of that shape (docs/genmentor.md)
+        constrain_json=False,
     ))
     c.plumbing = True  # the mock backend's numbers mean nothing; set False for a real backend run
     c.gen = ml_collections.ConfigDict(dict(temperature=0.0, top_p=1.0, max_tokens=2048))
@@ -106,6 +110,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             c.backend[key] = args[key]
     if variant == "default" and not args.kind:
         c.backend.kind = "distilled"
+        c.tutoring.constrain_json = True  # the student decodes under each agent's schema (docs/genmentor.md)
     if args.kind and args.kind not in ("mock", "distilled"):
         c.plumbing = False
     if args.steps:

@@ -149,7 +149,8 @@ def _teacher_pairs(config, workdir: str, run) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
     teacher_dir = os.path.join(workdir, "tutoring_distill", "teacher_run")
     shutil.rmtree(teacher_dir, ignore_errors=True)  # a killed teacher run: capture again from scratch
-    teacher = CapturingBackend(backends.build_backend(backends_block(config, "mock"), seed=config.seed))
+    teacher = CapturingBackend(backends.build_backend(backends_block(config, "mock"), seed=config.seed),
+                               compact_json=bool(config.tutoring.constrain_json))
     run(teacher_dir, teacher, "train", int(config.distill.teacher_learners))
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         for p in teacher.pairs:
@@ -218,7 +219,8 @@ def _tutor(config, out_dir: str, tax, parts, trained, backend, judge_backend, le
                           session_count=t.session_count, path_refine_iters=t.path_refine_iters,
                           simulate_sessions=t.simulate_sessions, quiz_counts=tuple(t.quiz), retrieval_k=t.retrieval_k,
                           content_methods=tuple(m for m in t.content_methods.split(",") if m), judge=t.judge,
-                          matcher=t.matcher, mapper_max_tokens=config.eval.max_new_tokens)
+                          matcher=t.matcher, mapper_max_tokens=config.eval.max_new_tokens,
+                          constrain_json=t.constrain_json)
     res = runner.run_tutoring(out_dir, learners, backend, spec,
                               retriever=content.Retrieved(docs, t.retrieval_k), judge_backend=judge_backend,
                               mapper_backend=mapper, taxonomy=tax, bm25_level=G.majority_level(parts["train"]),

@@ -33,12 +33,32 @@ CHATML_TEMPLATE = (
 
 
 class CapturingBackend:
-    """Wraps a backend; `pairs` gets `{"tag", "messages", "reply"}` for every choice of every call (in call order)."""
+    """Wraps a backend; `pairs` gets `{"tag", "messages", "reply"}` for every choice of every call (in call order).
 
-    def __init__(self, inner):
+    `compact_json=True`: a reply to a call with a `response_format` that parses as JSON is stored in the form our
+    JSON-constrained decoder writes (`json_constraint.canonical_document`: compact; under a schema, keys in declared
+    order and absent optional properties filled), so a student that will decode under those constraints is trained
+    on byte sequences the constraint allows. A reply with no such form is kept as written."""
+
+    def __init__(self, inner, *, compact_json: bool = False):
         self.inner = inner
         self.name = getattr(inner, "name", type(inner).__name__)
+        self.compact_json = compact_json
         self.pairs: list[dict] = []
+
+    def _stored(self, text: str, cfg: GenConfig) -> str:
+        if not self.compact_json or cfg.response_format is None:
+            return text
+        try:
+            doc = json.loads(text)
+        except ValueError:  # not a bare JSON document: kept as written
+            return text
+        if cfg.response_format == "json":
+            return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        from humanai_jax.decoding.json_constraint import canonical_document
+
+        # under a schema the decoder writes keys in declared order and every declared property: the same here
+        return canonical_document(doc, cfg.response_format) or text
 
     def chat(self, messages, cfg: GenConfig, *, tag: str = "") -> ChatResult:
         return self.chat_batch([messages], cfg, tags=[tag])[0]
@@ -48,7 +68,7 @@ class CapturingBackend:
         for i, (messages, res) in enumerate(zip(batch, results)):
             for text in res.texts:
                 self.pairs.append({"tag": (tags or [""] * len(batch))[i], "messages": [dict(m) for m in messages],
-                                   "reply": text})
+                                   "reply": self._stored(text, cfg)})
         return results
 
 

@@ -2,7 +2,8 @@
 (`prompts/en/<agent>_{system,task}.txt`), calls the backend through `Caller.ask` (JSON ladder, pydantic
 schema, capped repair) under its own tag, and returns the validated schema object. Structural rules that
 need the inputs (scheduler B keeps learned sessions, C keeps them first; the gap list covers the
-requirements; quiz counts) are checks passed to `Caller.ask`, so a violation is sent back as a repair turn.
+requirements; quiz counts) are checks passed to `Caller.ask`, so a violation is sent back as a repair turn; the
+same rules as decoding schemas (`constraints.py`) go with the call, used when the run constrains decoding.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import json
 from typing import Any
 
 from humanai_jax.agents import PromptLibrary
-from humanai_jax.methods.genmentor import schemas as S
+from humanai_jax.methods.genmentor import constraints as K, schemas as S
 from humanai_jax.methods.genmentor.llm import Caller
 
-__all__ = ["PROMPTS", "Agents", "to_json", "session_rule", "match_skills_llm", "check_skill_pairs"]
+__all__ = ["PROMPTS", "REASON_FIRST", "Agents", "to_json", "session_rule", "match_skills_llm", "check_skill_pairs"]
 
 PROMPTS = PromptLibrary("humanai_jax.methods.genmentor", lang="en")
+
+# Agents whose prompt asks for reasoning before the JSON: decoding them under the schema would cut the reasoning,
+# so they are never constrained (llm.Caller `unconstrained`).
+REASON_FIRST = ("skill_gap.skill_mapper.genmentor", "skill_gap.skill_mapper.cot", "path.schedule.cot")
 
 
 def to_json(value: Any) -> str:
@@ -147,19 +152,23 @@ class Agents:
     def identify_gaps(self, goal: str, learner_information: str, requirements: S.SkillRequirements) -> S.SkillGaps:
         return self.caller.ask("skill_gap.gap_identifier", _msgs(
             "gap_identifier", learning_goal=goal, learner_information=learner_information,
-            skill_requirements=to_json(requirements)), S.SkillGaps, check_covers(requirements))
+            skill_requirements=to_json(requirements)), S.SkillGaps, check_covers(requirements),
+            constraint=K.covering_gaps(requirements))
 
     # 4: profiler
     def init_profile(self, goal: str, learner_information: str, gaps: S.SkillGaps) -> S.LearnerProfile:
         return self.caller.ask("profiler.init", _msgs("profiler_init", learning_goal=goal,
                                                       learner_information=learner_information,
-                                                      skill_gaps=to_json(gaps)), S.LearnerProfileOut).learner_profile
+                                                      skill_gaps=to_json(gaps)), S.LearnerProfileOut,
+                               constraint=K.profile_over([(g.name, g.required_level) for g in gaps.skill_gaps])
+                               ).learner_profile
 
     def update_profile(self, profile: S.LearnerProfile, interactions: Any, session: S.SessionItem,
                        new_information: str = "") -> S.LearnerProfile:
         return self.caller.ask("profiler.update", _msgs(
             "profiler_update", learner_profile=to_json(profile), interactions=to_json(interactions),
-            new_information=new_information or "(none)", session=to_json(session)), S.LearnerProfileOut).learner_profile
+            new_information=new_information or "(none)", session=to_json(session)), S.LearnerProfileOut,
+            constraint=K.profile_over(K.skills_of_profile(profile))).learner_profile
 
     # 5-6: path scheduling and simulated feedback
     def schedule(self, profile: S.LearnerProfile, session_count: int | None = None,
@@ -168,13 +177,14 @@ class Agents:
         system = {"genmentor": "path_schedule", "direct": "path_direct", "cot": "path_cot"}[style]
         msgs = _msgs(system, "path_schedule", system_fields={"session_rule": session_rule(session_count)},
                      learner_profile=to_json(profile), session_count=session_count if session_count else -1)
-        return self.caller.ask(f"path.schedule.{style}", msgs, S.LearningPath, check_count(session_count))
+        return self.caller.ask(f"path.schedule.{style}", msgs, S.LearningPath, check_count(session_count),
+                               constraint=K.path_of(session_count))
 
     def reflexion(self, path: S.LearningPath, feedback: S.LearnerFeedback) -> S.LearningPath:
         """Task B: revise unlearned sessions from feedback; learned ones unchanged (checked)."""
         return self.caller.ask("path.reflexion", _msgs("path_reflexion", learning_path=to_json(path),
                                                        feedback=to_json(feedback)),
-                               S.LearningPath, check_learned_unchanged(path))
+                               S.LearningPath, check_learned_unchanged(path), constraint=K.path_keeping_learned(path))
 
     def reschedule(self, profile: S.LearnerProfile, path: S.LearningPath, session_count: int | None = None,
                    other_feedback: str = "") -> S.LearningPath:
@@ -182,7 +192,8 @@ class Agents:
         msgs = _msgs("path_reschedule", system_fields={"session_rule": session_rule(session_count)},
                      learner_profile=to_json(profile), learning_path=to_json(path),
                      session_count=session_count if session_count else -1, other_feedback=other_feedback or "(none)")
-        return self.caller.ask("path.reschedule", msgs, S.LearningPath, check_learned_first(path, session_count))
+        return self.caller.ask("path.reschedule", msgs, S.LearningPath, check_learned_first(path, session_count),
+                               constraint=K.path_learned_first(path, session_count))
 
     def path_feedback(self, profile: S.LearnerProfile, path: S.LearningPath) -> S.LearnerFeedback:
         return self.caller.ask("feedback.path", _msgs("feedback_path", learner_profile=to_json(profile),
@@ -218,11 +229,14 @@ class Agents:
                          requirements: S.SkillRequirements) -> S.LearnerProfile:
         return self.caller.ask("sim.ground_truth", _msgs(
             "sim_ground_truth", learning_goal=goal, learner_information=learner_information,
-            skill_requirements=to_json(requirements)), S.LearnerProfileOut).learner_profile
+            skill_requirements=to_json(requirements)), S.LearnerProfileOut,
+            constraint=K.profile_over([(r.name, r.required_level) for r in requirements.skill_requirements])
+            ).learner_profile
 
     def sim_progress(self, truth: S.LearnerProfile, session: S.SessionItem) -> S.LearnerProfile:
         return self.caller.ask("sim.progress", _msgs("sim_progress", ground_truth=to_json(truth),
-                                                     session=to_json(session)), S.LearnerProfileOut).learner_profile
+                                                     session=to_json(session)), S.LearnerProfileOut,
+                               constraint=K.profile_over(K.skills_of_profile(truth))).learner_profile
 
     def sim_behaviour(self, before: S.LearnerProfile, after: S.LearnerProfile,
                       session: S.SessionItem) -> S.BehaviourLog:

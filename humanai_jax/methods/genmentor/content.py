@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from humanai_jax.methods.genmentor import schemas as S
+from humanai_jax.methods.genmentor import constraints as K, schemas as S
 from humanai_jax.methods.genmentor.agents import Agents, _msgs, check_quiz_counts, to_json
 from humanai_jax.methods.genmentor.retrieval import BM25Index
 
@@ -68,7 +68,8 @@ def quiz(agents: Agents, profile: S.LearnerProfile, document_md: str, counts: di
     msgs = _msgs("quiz", system_fields={"n_single": counts["single_choice"], "n_multiple": counts["multiple_choice"],
                                         "n_true_false": counts["true_false"], "n_short": counts["short_answer"]},
                  learner_profile=to_json(profile), document=document_md)
-    return agents.caller.ask("content.quiz", msgs, S.DocumentQuiz, check_quiz_counts(counts))
+    return agents.caller.ask("content.quiz", msgs, S.DocumentQuiz, check_quiz_counts(counts),
+                             constraint=K.quiz_with_counts(counts))
 
 
 def genmentor_content(agents: Agents, profile: S.LearnerProfile, path: S.LearningPath, session: S.SessionItem,

@@ -32,7 +32,7 @@ from humanai_jax.agents import GenConfig, StructuredOutputError
 from humanai_jax.agents.stages import read_done, repair_torn_tail
 from humanai_jax.eval.judge import judge, load_rubrics
 from humanai_jax.methods.genmentor import content as C, metrics as M, schemas as S
-from humanai_jax.methods.genmentor.agents import PROMPTS, Agents, match_skills_llm, to_json
+from humanai_jax.methods.genmentor.agents import PROMPTS, REASON_FIRST, Agents, match_skills_llm, to_json
 from humanai_jax.methods.genmentor.llm import Caller, Tracer
 
 __all__ = ["RunSpec", "make_learners", "run_learner", "run_tutoring", "rubrics", "aggregate", "metrics_from_outputs",
@@ -56,6 +56,7 @@ class RunSpec:
     judge: bool = True
     matcher: str = "exact"
     mapper_max_tokens: int = 512  # decoding budget of a separate mapper backend (the trained model)
+    constrain_json: bool = False  # send each JSON-only agent's schema as response_format (llm.py)
 
 
 def rubrics() -> dict:
@@ -376,11 +377,12 @@ def run_tutoring(workdir: str, learners: Sequence[dict], backend, spec: RunSpec,
     old = json.load(open(manifest_path)) if os.path.exists(manifest_path) else {}
     run_id = old.get("run_id") or uuid.uuid4().hex[:12]
     tracer = Tracer(os.path.join(workdir, "traces.jsonl"), run_id=run_id)
-    caller = Caller(backend, spec.gen, tracer, max_attempts=spec.max_attempts)
+    caller = Caller(backend, spec.gen, tracer, max_attempts=spec.max_attempts, constrain=spec.constrain_json,
+                    unconstrained=REASON_FIRST)
     mapper = None
     if mapper_backend is not None:
         mapper = Caller(mapper_backend, spec.gen.replace(max_tokens=spec.mapper_max_tokens), tracer,
-                        max_attempts=spec.max_attempts)
+                        max_attempts=spec.max_attempts, constrain=spec.constrain_json, unconstrained=REASON_FIRST)
     agents = Agents(caller, mapper)
     judge_b = TracedBackend(judge_backend, tracer) if judge_backend is not None else None
     manifest = {"run_id": run_id, "system": "genmentor", "learners": [x["id"] for x in learners],

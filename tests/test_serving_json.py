@@ -191,23 +191,9 @@ def test_local_refs_compile_once_and_walks_validate(tokenizer):
         for i, b in enumerate(text):  # following the completion shortens it byte by byte, through the choice
             state = a.step(state, b)
             assert state is not None and a.completion(state) == text[i + 1:]
-    factory = JsonConstraintFactory(tokenizer, len(tokenizer))
-    rng = np.random.default_rng(1)
-    eos = tokenizer.eos_token_id
     nulls = set()
-    for _ in range(40):
-        tr = factory.tracker(schema, [eos])
-        ids = []
-        # slack up to 80 tokens: the budget counts the skeleton in tokens, so optional values need room beyond it
-        for left in range(tr.min_tokens() + int(rng.integers(0, 80)), 0, -1):
-            if tr.state == ():
-                break
-            tid = int(rng.choice(np.flatnonzero(tr.allowed(left))))
-            if tid == eos:
-                break
-            tr.advance(tid)
-            ids.append(tid)
-        doc = json.loads(tokenizer.decode(ids))
+    # slack up to 80 tokens: the budget counts the skeleton in tokens, so optional values need room beyond it
+    for doc in _walk_docs(tokenizer, schema, 40, seed=1, slack=80):
         jsonschema.validate(doc, schema)  # jsonschema resolves the $refs itself: an independent check
         model.model_validate(doc)
         nulls |= {(key, doc[key] is None) for key in ("backup", "hours", "note")}
@@ -296,22 +282,8 @@ def test_closed_tuples_fix_each_position(tokenizer):
     assert compile_schema(empty).min_text(compile_schema(empty).root) == b"[]"
     g = compile_schema(schema)
     assert json.loads(g.min_text(g.root)) == {"gaps": [{"name": n, "gap": True, "level": "beginner"} for n in names]}
-    factory = JsonConstraintFactory(tokenizer, len(tokenizer))
-    rng = np.random.default_rng(2)
-    eos = tokenizer.eos_token_id
     seen = set()
-    for _ in range(30):
-        tr = factory.tracker(schema, [eos])
-        ids = []
-        for left in range(tr.min_tokens() + int(rng.integers(0, 20)), 0, -1):
-            if tr.state == ():
-                break
-            tid = int(rng.choice(np.flatnonzero(tr.allowed(left))))
-            if tid == eos:
-                break
-            tr.advance(tid)
-            ids.append(tid)
-        doc = json.loads(tokenizer.decode(ids))
+    for doc in _walk_docs(tokenizer, schema, 30, seed=2, slack=20):
         jsonschema.validate(doc, schema)  # jsonschema's own prefixItems (draft 2020-12): an independent check
         assert [x["name"] for x in doc["gaps"]] == names
         seen |= {(x["gap"], x["level"]) for x in doc["gaps"]}

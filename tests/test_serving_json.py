@@ -311,11 +311,13 @@ def _walk_docs(tokenizer, schema, n, seed=0, slack=40):
 def test_alternatives_that_share_a_start_are_factored(tokenizer):
     """A discriminated union (objects that differ in a const property) and a field whose value decides another's
     (the gap identifier's rule: is_gap is true exactly when current_level is below the required level)."""
-    union = {"oneOf": [
-        {"type": "object", "properties": {"kind": {"const": "cat"}, "lives": {"type": "integer"}}},
-        {"type": "object", "properties": {"kind": {"const": "car"}, "wheels": {"type": "array", "maxItems": 2,
-                                                                              "items": {"type": "boolean"}}}},
-        {"type": "object", "properties": {"kind": {"const": "dog"}, "name": {"type": "string", "maxLength": 3}}}]}
+    def closed(**props):
+        return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+    union = {"oneOf": [  # closed alternatives: a document matches exactly one (an open oneOf is refused, below)
+        closed(kind={"const": "cat"}, lives={"type": "integer"}),
+        closed(kind={"const": "car"}, wheels={"type": "array", "maxItems": 2, "items": {"type": "boolean"}}),
+        closed(kind={"const": "dog"}, name={"type": "string", "maxLength": 3})]}
     kinds = set()
     for doc in _walk_docs(tokenizer, union, 30):
         jsonschema.validate(doc, union)  # oneOf: exactly one alternative matches
@@ -363,3 +365,93 @@ def test_canonical_document_is_what_the_automaton_writes():
     assert a.finished(state) and model.model_validate_json(text) == model.model_validate(doc)
     assert canonical_document({**doc, "best": {"name": "SQL", "level": "expert"}}, schema) is None
     assert canonical_document({"goal": "ship"}, schema) is None  # required properties missing
+
+
+
+def test_an_open_oneof_is_not_factored():
+    """Factored texts differ, but an open alternative also accepts another's text: jsonschema would see two matches."""
+    opened = {"oneOf": [{"type": "object", "properties": {"a": {"type": "null"}}},
+                        {"type": "object", "properties": {"a": {"type": "null"}, "t": {"const": 1}}}]}
+    with pytest.raises(SchemaError, match="closed object alternatives"):
+        compile_schema(opened)
+    compile_schema({"anyOf": opened["oneOf"]})  # anyOf has no "exactly one" to keep
+
+
+def _accepts(schema, text: str) -> bool:
+    a = Automaton(compile_schema(schema))
+    state = a.initial()
+    for b in text.encode():
+        state = a.step(state, b)
+        if state is None:
+            return False
+    return a.finished(state)
+
+
+@pytest.mark.parametrize("schema, texts", [  # found by review: one-byte fork branches, numbers or literals at the end
+    ({"anyOf": [{"const": "a"}, {"const": "ab"}]}, ['"a"', '"ab"']),
+    ({"anyOf": [{"const": ""}, {"const": "ab"}]}, ['""', '"ab"']),
+    ({"anyOf": [{"type": "object", "properties": {"k": {"type": "number"}}},
+                {"type": "object", "properties": {"k": {"type": "number"}, "m": {"type": "null"}}}]},
+     ['{"k":1}', '{"k":1.5,"m":null}']),
+    ({"anyOf": [{"type": "object", "properties": {}}, {"type": "object", "properties": {"a": {"type": "null"}}}]},
+     ["{}", '{"a":null}']),
+    ({"anyOf": [{"type": "array", "items": {"type": "null"}, "maxItems": 0},
+                {"type": "array", "prefixItems": [{"const": 1}], "items": False}]}, ["[]", "[1]"]),
+    ({"type": "object", "properties": {"n": {"anyOf": [{"enum": [1, 12]}, {"const": "a"}, {"const": "b"}]}}},
+     ['{"n":1}', '{"n":12}', '{"n":"b"}']),
+    ({"anyOf": [{"type": "number"}, {"const": "a"}, {"const": "b"}]}, ["5", "0.25", '"a"']),
+    ({"anyOf": [{"enum": [1, 12]}, {"const": "a"}, {"const": "b"}]}, ["1", "12", '"b"']),
+])
+def test_factored_forks_accept_every_alternative_and_finish(schema, texts):
+    for text in texts:
+        jsonschema.validate(json.loads(text), schema)
+        assert _accepts(schema, text), text
+    tokens = _ascii_vocab(b'"a', b"ab", b'"}', b"12")
+    stop = len(tokens) - 1
+    automaton, vocab = Automaton(compile_schema(schema)), VocabIndex(tokens)
+    from humanai_jax.decoding.json_constraint import Tracker
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # every walk from the minimum budget up ends in a valid document: no empty mask
+        tr = Tracker(automaton, vocab, [stop], {})
+        ids, budget = [], tr.min_tokens() + 1 + int(rng.integers(0, 6))
+        for left in range(budget, 0, -1):
+            allowed = np.flatnonzero(tr.allowed(left))
+            assert allowed.size
+            tid = int(rng.choice(allowed))
+            if tid == stop:
+                break
+            tr.advance(tid)
+            ids.append(tid)
+        jsonschema.validate(json.loads(b"".join(tokens[i] for i in ids)), schema)
+
+
+def test_canonical_document_refuses_what_the_decoder_cannot_write():
+    from humanai_jax.decoding.json_constraint import canonical_document
+
+    assert canonical_document(True, {"enum": [1, 2]}) is None  # True == 1 in Python, not in JSON
+    assert canonical_document(9, {"type": "integer", "minimum": 0, "maximum": 5}) is None
+    assert canonical_document(1e-7, {"type": "number"}) is None  # no exponents
+    assert canonical_document('say "hi"', {"type": "string", "maxLength": 20}) is None  # length-limited: no escapes
+    assert canonical_document({"a": None}, {"anyOf": [{"type": "object", "properties": {}},
+                                                      {"type": "object", "properties": {"a": {"type": "null"}}}]}) \
+        == '{"a":null}'  # the alternative that keeps every key
+    nested = {"type": "object", "properties": {"a": {"type": "object", "properties": {
+        "x": {"type": "integer"}, "y": {"type": "integer"}}, "default": {"y": 1, "x": 2}}}}
+    assert canonical_document({}, nested) == '{"a":{"x":2,"y":1}}'  # a default in declared order too
+
+
+def test_schemas_that_differ_only_in_property_order_are_different_grammars(tokenizer):
+    factory = JsonConstraintFactory(tokenizer, len(tokenizer))
+    ab = {"type": "object", "properties": {"a": {"const": 1}, "b": {"const": 2}}}
+    ba = {"type": "object", "properties": {"b": {"const": 2}, "a": {"const": 1}}}
+    texts = []
+    for schema in (ab, ba):
+        tr = factory.tracker(schema, [tokenizer.eos_token_id])
+        ids = []
+        while tr.state != ():
+            tid = int(np.flatnonzero(tr.allowed(64))[0])
+            tr.advance(tid)
+            ids.append(tid)
+        texts.append(tokenizer.decode(ids))
+    assert texts == ['{"a":1,"b":2}', '{"b":2,"a":1}']

@@ -15,7 +15,7 @@ Output is compact JSON (no whitespace). Supported schema subset (anything else -
   * integer (optional `minimum`/`maximum` when the range has at most 1000 values: compiled to an enum),
     number (decimal, up to 15 integer and 6 fraction digits), boolean, null;
   * array: `items` (one schema), `minItems`, `maxItems`; or a closed tuple: `prefixItems` with `items: false`
-    (every position present, in order);
+    (every position is written, in order: give `minItems` = the number of positions so that validators agree);
   * `enum` / `const` of any JSON scalars; nested objects and arrays to any depth;
   * `$ref` to `#/$defs/<name>` or `#/definitions/<name>` of the root (pydantic's nested models), not recursive;
   * `anyOf` / `oneOf` whose alternatives start with different bytes (pydantic's `Optional[X]`: X or null), or
@@ -34,6 +34,7 @@ Masks are memoised per automaton state, so the cost per step after warm-up is on
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -266,8 +267,7 @@ def _tuple(g: Grammar, s: Mapping, where: str, refs: _Refs) -> int:
         raise SchemaError(f"{where}.prefixItems must be a list of schemas")
     n = len(positions)
     closed = s.get("items", None) is False or (s.get("minItems") == n and s.get("maxItems") == n)
-    if not closed or s.get("items", False) is not False or int(s.get("minItems", n)) != n \
-            or int(s.get("maxItems", n)) != n:
+    if not closed or s.get("items", False) is not False or s.get("minItems", n) != n or s.get("maxItems", n) != n:
         raise SchemaError(f"{where}: prefixItems is supported only as a closed tuple (items: false, every "
                           "position required)")
     if not n:
@@ -284,8 +284,9 @@ def _alternatives(g: Grammar, s: Mapping, word: str, where: str, refs: _Refs) ->
     "alt" node: the first byte of the value picks one, so the automaton never follows two at once. Alternatives that
     share a start (objects that differ in a const property: a discriminated union, or a field whose value decides
     another's) are left-factored (`_factor`): their common bytes become one sequence that forks where they differ,
-    as long as they differ at a literal byte. Either way a document matches exactly one alternative, so oneOf's
-    "exactly one" holds too; alternatives that cannot be told apart this way are refused by name."""
+    as long as they differ at a literal byte. With disjoint starts a document matches one alternative, so oneOf's
+    "exactly one" holds; a factored oneOf needs closed object alternatives for that (else refused: use anyOf).
+    Alternatives that cannot be told apart at a byte are refused by name."""
     _check_keys(s, {word}, where)
     options = s[word]
     if not isinstance(options, list) or not options:
@@ -302,6 +303,11 @@ def _alternatives(g: Grammar, s: Mapping, word: str, where: str, refs: _Refs) ->
             seen[b] = i
     if clash is None:
         return g.add(("alt", tuple(children)))
+    if word == "oneOf" and not all(_closed_object(refs, o) for o in options):
+        i, j, b = clash
+        raise SchemaError(f"{where}.oneOf: alternatives {i} and {j} can both start with {chr(b)!r}; factoring oneOf "
+                          "needs closed object alternatives (every property required, additionalProperties false, "
+                          "at every depth), else a document may match two of them (use anyOf)")
     try:
         parts = _factor(g, [_flatten(g, c) for c in children])
     except _Unfactorable as err:
@@ -313,6 +319,30 @@ def _alternatives(g: Grammar, s: Mapping, word: str, where: str, refs: _Refs) ->
 
 class _Unfactorable(Exception):
     pass
+
+
+def _closed_object(refs: _Refs, s: Any, depth: int = 0) -> bool:
+    """A schema whose objects, at every depth, accept only their declared properties, all of them present: two
+    alternatives of this kind whose texts differ never accept the same document."""
+    while isinstance(s, Mapping) and "$ref" in s and s["$ref"] in refs.defs:
+        s = refs.defs[s["$ref"]][1]
+    if not isinstance(s, Mapping) or depth > 32:
+        return False
+    for word in ("anyOf", "oneOf"):
+        if word in s:
+            return all(_closed_object(refs, o, depth + 1) for o in s[word])
+    t = s.get("type")
+    if t == "object":
+        props = s.get("properties", {})
+        return (s.get("additionalProperties") is False and set(s.get("required", [])) == set(props)
+                and all(_closed_object(refs, sub, depth + 1) for sub in props.values()))
+    if t == "array" and "prefixItems" in s:  # a tuple accepts shorter arrays unless minItems says otherwise
+        positions = s["prefixItems"]
+        return (isinstance(positions, list) and s.get("minItems") == len(positions)
+                and all(_closed_object(refs, sub, depth + 1) for sub in positions))
+    if t == "array":
+        return _closed_object(refs, s.get("items"), depth + 1) if isinstance(s.get("items"), Mapping) else True
+    return True  # scalars, enum, const
 
 
 def _flatten(g: Grammar, nid: int) -> list:
@@ -376,11 +406,20 @@ def _factor(g: Grammar, seqs: list[list]) -> list:
         return prefix
 
 
+@functools.lru_cache(maxsize=64)
+def _automaton_of(schema_json: str) -> Automaton:
+    """A compiled automaton per schema text (canonical_document checks many replies against a few schemas)."""
+    return Automaton(compile_schema(json.loads(schema_json)))
+
+
 def canonical_document(doc: Any, schema: Mapping) -> str | None:
     """`doc` written as this module's automaton writes documents of `schema`: compact, object keys in declared
     order, an absent property filled with its `default` (or null when the property may be null), extra keys
-    dropped; None when `doc` has no such form (a required value missing, a value of the wrong kind). Used to
-    store training replies in the byte form a constrained decoder will produce."""
+    dropped (of several alternatives, one with exactly the document's keys is preferred, then one that keeps them
+    all); None when `doc` has no such form (a required value
+    missing, a value of the wrong kind or outside the schema's limits). The text is checked by running it through
+    the compiled automaton, so a returned text is always one the decoder can write. Used to store training replies
+    in the byte form a constrained decoder will produce."""
     refs = _Refs(schema)
 
     def resolve(s: Mapping) -> Mapping:
@@ -389,28 +428,37 @@ def canonical_document(doc: Any, schema: Mapping) -> str | None:
         return s
 
     missing = object()
+    kinds = {"string": str, "boolean": bool, "null": type(None), "integer": int, "number": (int, float)}
 
-    def fill(value: Any, s: Mapping) -> Any:
+    # strictness of an object match: 2 = exactly the declared keys, 1 = no key dropped, 0 = keys may be dropped;
+    # alternatives are tried from the strictest match down to the level the enclosing value asks for
+    def fill(value: Any, s: Mapping, level: int) -> Any:
         s = resolve(s)
         for word in ("anyOf", "oneOf"):
             if word in s:
-                for option in s[word]:
-                    out = fill(value, option)
-                    if out is not missing:
-                        return out
+                for strict in range(2, level - 1, -1):
+                    for option in s[word]:
+                        out = fill(value, option, strict)
+                        if out is not missing:
+                            return out
                 return missing
         if "enum" in s or "const" in s:
-            return value if value in (s["enum"] if "enum" in s else [s["const"]]) else missing
+            allowed = s["enum"] if "enum" in s else [s["const"]]
+            same = any(type(value) is type(v) and value == v for v in allowed)  # True is not 1 here
+            return value if same else missing
         t = s.get("type")
         if t == "object" and isinstance(value, dict):
+            props = s.get("properties", {})
+            if (level >= 1 and set(value) - set(props)) or (level == 2 and set(props) - set(value)):
+                return missing
             out = {}
-            for name, sub in s.get("properties", {}).items():
+            for name, sub in props.items():
                 if name in value:
-                    out[name] = fill(value[name], sub)
-                elif "default" in resolve(sub) or "default" in sub:
-                    out[name] = sub.get("default", resolve(sub).get("default"))
+                    out[name] = fill(value[name], sub, level)
+                elif "default" in sub or "default" in resolve(sub):
+                    out[name] = fill(sub.get("default", resolve(sub).get("default")), sub, 0)
                 else:
-                    out[name] = fill(None, sub)  # null when the property may be null
+                    out[name] = fill(None, sub, 0)  # null when the property may be null
                 if out[name] is missing:
                     return missing
             return out
@@ -418,15 +466,23 @@ def canonical_document(doc: Any, schema: Mapping) -> str | None:
             subs = s["prefixItems"] if "prefixItems" in s else [s.get("items", {})] * len(value)
             if len(subs) != len(value):
                 return missing
-            out = [fill(v, sub) for v, sub in zip(value, subs)]
+            out = [fill(v, sub, level) for v, sub in zip(value, subs)]
             return missing if any(v is missing for v in out) else out
-        kinds = {"string": str, "boolean": bool, "null": type(None), "integer": int, "number": (int, float)}
         if t in kinds and isinstance(value, kinds[t]) and not (t in ("integer", "number") and isinstance(value, bool)):
             return value
         return missing
 
-    out = fill(doc, schema)
-    return None if out is missing else json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+    out = fill(doc, schema, 0)
+    if out is missing:
+        return None
+    text = json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+    automaton = _automaton_of(json.dumps(schema))  # key order is declared order: not sorted
+    state = automaton.initial()
+    for b in text.encode("utf-8"):
+        state = automaton.step(state, b)
+        if state is None:  # a limit the decoder enforces (length, range, number form, escapes): no such form
+            return None
+    return text if automaton.finished(state) else None
 
 
 # ------------------------------------------------------------------------------ the automaton
@@ -520,8 +576,11 @@ class Automaton:
         r = self._frame_step(child, b)
         if r is None or r == _POP:
             return None
-        if r == _DONE:  # a one-byte child cannot finish on its first byte in this grammar
-            return None
+        if r == _DONE:  # a one-byte child (a factored fork's `}` or `"` branch): the parent moves past it
+            after = self._after_child(parent)
+            if after[0] == "obj" and after[2] == len(self.g.nodes[after[1]][1]):
+                return _DONE  # ... and was a sequence ending with that child: complete too
+            return (after,)
         return (parent,) + r
 
     def _frame_step(self, f: tuple, b: int):
@@ -670,11 +729,9 @@ class Automaton:
     # -------------------------------------------------------------- completion
     def finished(self, state: tuple) -> bool:
         """The bytes so far form a complete document (the end of sequence may come now)."""
-        if not state:
-            return True
-        if len(state) != 1:
-            return False
-        return self.completion(state) == b""
+        # an empty completion: nothing more is needed (frames below the top, if any, are sequences whose last part
+        # is the top frame, a number or literal that may still continue)
+        return not state or self.completion(state) == b""
 
     def completion(self, state: tuple) -> bytes:
         """The shortest bytes that complete the document from `state` (following them byte by byte
@@ -881,7 +938,7 @@ class JsonConstraintFactory:
         self._grammars: dict[str, tuple[Automaton, dict]] = {}
 
     def tracker(self, schema: Mapping | None, stop_ids: Sequence[int]) -> Tracker:
-        key = json.dumps(schema, sort_keys=True)
+        key = json.dumps(schema)  # not sorted: the declared property order is the order the output takes
         if key not in self._grammars:
             if self.vocab.missing_ascii:
                 raise SchemaError("JSON constraints need a token for every printable ASCII byte; the vocabulary "

@@ -46,7 +46,7 @@ def _with(schema: dict, **properties) -> dict:
 def _tuple(items: list[dict]) -> dict:
     if not items:  # the metaschema wants prefixItems non-empty: an empty array is maxItems 0
         return {"type": "array", "items": {"type": "null"}, "maxItems": 0}
-    return {"type": "array", "prefixItems": items, "items": False}
+    return {"type": "array", "prefixItems": items, "items": False, "minItems": len(items)}
 
 
 def covering_gaps(requirements: S.SkillRequirements) -> dict:

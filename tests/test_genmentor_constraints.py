@@ -58,15 +58,9 @@ def _walks(schema: dict, n: int, seed: int = 0, slack: int = 60):
         yield json.loads(b"".join(out))
 
 
-def _accepts(schema: dict, text: str) -> bool:
+def _accepts(schema, text: str) -> bool:
     """Whether our decoder could write `text` byte by byte under `schema`."""
-    automaton = Automaton(compile_schema(schema))
-    state = automaton.initial()
-    for b in text.encode():
-        state = automaton.step(state, b)
-        if state is None:
-            return False
-    return automaton.finished(state)
+    return Automaton(compile_schema(schema)).accepts(text.encode())
 
 
 # ------------------------------------------------------------------------------ which schema goes with a call

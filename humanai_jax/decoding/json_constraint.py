@@ -141,6 +141,18 @@ def _check_keys(schema: Mapping, allowed: set, where: str) -> None:
         raise SchemaError(f"{where}: unsupported schema keyword(s) {sorted(extra)} (supported: {sorted(allowed)})")
 
 
+@functools.lru_cache(maxsize=256)
+def _grammar_of(schema_json: str) -> Grammar:
+    return compile_schema(json.loads(schema_json))
+
+
+def grammar_for(schema: Mapping | None) -> Grammar:
+    """`compile_schema`, memoised by the schema's JSON text (declared key order kept, not sorted: it is the order the
+    output takes). One schema is typically checked by an agent caller, compiled for decoding and used to put replies
+    in the decoder's form: it compiles once. Grammars are read-only after compiling (their shortest-text memo aside)."""
+    return _grammar_of(json.dumps(schema))
+
+
 def compile_schema(schema: Mapping | None) -> Grammar:
     """JSON schema (subset) -> Grammar; None = any JSON object (`response_format: json_object`)."""
     g = Grammar()
@@ -170,6 +182,12 @@ class _Refs:
             self.defs.update({f"#/{section}/{name}": (f"schema.{section}.{name}", sub) for name, sub in table.items()})
         self.nodes: dict[str, int] = {}
         self.open: list[str] = []
+
+    def schema_of(self, s: Any) -> Any:
+        """`s` with local `$ref`s followed to the schema they name (unknown refs are left as they are)."""
+        while isinstance(s, Mapping) and "$ref" in s and s["$ref"] in self.defs:
+            s = self.defs[s["$ref"]][1]
+        return s
 
     def resolve(self, g: Grammar, ref: Any, where: str) -> int:
         if ref not in self.defs:
@@ -324,8 +342,7 @@ class _Unfactorable(Exception):
 def _closed_object(refs: _Refs, s: Any, depth: int = 0) -> bool:
     """A schema whose objects, at every depth, accept only their declared properties, all of them present: two
     alternatives of this kind whose texts differ never accept the same document."""
-    while isinstance(s, Mapping) and "$ref" in s and s["$ref"] in refs.defs:
-        s = refs.defs[s["$ref"]][1]
+    s = refs.schema_of(s)
     if not isinstance(s, Mapping) or depth > 32:
         return False
     for word in ("anyOf", "oneOf"):
@@ -406,12 +423,6 @@ def _factor(g: Grammar, seqs: list[list]) -> list:
         return prefix
 
 
-@functools.lru_cache(maxsize=64)
-def _automaton_of(schema_json: str) -> Automaton:
-    """A compiled automaton per schema text (canonical_document checks many replies against a few schemas)."""
-    return Automaton(compile_schema(json.loads(schema_json)))
-
-
 def canonical_document(doc: Any, schema: Mapping) -> str | None:
     """`doc` written as this module's automaton writes documents of `schema`: compact, object keys in declared
     order, an absent property filled with its `default` (or null when the property may be null), extra keys
@@ -421,19 +432,13 @@ def canonical_document(doc: Any, schema: Mapping) -> str | None:
     the compiled automaton, so a returned text is always one the decoder can write. Used to store training replies
     in the byte form a constrained decoder will produce."""
     refs = _Refs(schema)
-
-    def resolve(s: Mapping) -> Mapping:
-        while "$ref" in s and s["$ref"] in refs.defs:
-            s = refs.defs[s["$ref"]][1]
-        return s
-
     missing = object()
     kinds = {"string": str, "boolean": bool, "null": type(None), "integer": int, "number": (int, float)}
 
     # strictness of an object match: 2 = exactly the declared keys, 1 = no key dropped, 0 = keys may be dropped;
     # alternatives are tried from the strictest match down to the level the enclosing value asks for
     def fill(value: Any, s: Mapping, level: int) -> Any:
-        s = resolve(s)
+        s = refs.schema_of(s)
         for word in ("anyOf", "oneOf"):
             if word in s:
                 for strict in range(2, level - 1, -1):
@@ -455,8 +460,8 @@ def canonical_document(doc: Any, schema: Mapping) -> str | None:
             for name, sub in props.items():
                 if name in value:
                     out[name] = fill(value[name], sub, level)
-                elif "default" in sub or "default" in resolve(sub):
-                    out[name] = fill(sub.get("default", resolve(sub).get("default")), sub, 0)
+                elif "default" in sub or "default" in refs.schema_of(sub):
+                    out[name] = fill(sub.get("default", refs.schema_of(sub).get("default")), sub, 0)
                 else:
                     out[name] = fill(None, sub, 0)  # null when the property may be null
                 if out[name] is missing:
@@ -476,13 +481,8 @@ def canonical_document(doc: Any, schema: Mapping) -> str | None:
     if out is missing:
         return None
     text = json.dumps(out, ensure_ascii=False, separators=(",", ":"))
-    automaton = _automaton_of(json.dumps(schema))  # key order is declared order: not sorted
-    state = automaton.initial()
-    for b in text.encode("utf-8"):
-        state = automaton.step(state, b)
-        if state is None:  # a limit the decoder enforces (length, range, number form, escapes): no such form
-            return None
-    return text if automaton.finished(state) else None
+    # a limit the decoder enforces (length, range, number form, escapes) may still rule the text out: no such form
+    return text if Automaton(grammar_for(schema)).accepts(text.encode("utf-8")) else None
 
 
 # ------------------------------------------------------------------------------ the automaton
@@ -552,11 +552,15 @@ class Automaton:
         state = state[:-1]
         while state:
             parent = self._after_child(state[-1])
-            if parent[0] == "obj" and parent[2] == len(self.g.nodes[parent[1]][1]):
+            if self._sequence_done(parent):
                 state = state[:-1]  # a sequence that ends with that child is complete too
                 continue
             return state[:-1] + (parent,)
         return state
+
+    def _sequence_done(self, f: tuple) -> bool:
+        """An obj frame moved past its last part (it ended with a child, which has just finished)."""
+        return f[0] == "obj" and f[2] == len(self.g.nodes[f[1]][1])
 
     def _after_child(self, f: tuple) -> tuple:
         kind = f[0]
@@ -578,7 +582,7 @@ class Automaton:
             return None
         if r == _DONE:  # a one-byte child (a factored fork's `}` or `"` branch): the parent moves past it
             after = self._after_child(parent)
-            if after[0] == "obj" and after[2] == len(self.g.nodes[after[1]][1]):
+            if self._sequence_done(after):
                 return _DONE  # ... and was a sequence ending with that child: complete too
             return (after,)
         return (parent,) + r
@@ -727,6 +731,15 @@ class Automaton:
         return self._push(("garr", depth, phase), ("any", depth + 1), b)
 
     # -------------------------------------------------------------- completion
+    def accepts(self, text: bytes) -> bool:
+        """Whether the automaton writes `text` byte by byte and it ends a complete document."""
+        state = self.initial()
+        for b in text:
+            state = self.step(state, b)
+            if state is None:
+                return False
+        return self.finished(state)
+
     def finished(self, state: tuple) -> bool:
         """The bytes so far form a complete document (the end of sequence may come now)."""
         # an empty completion: nothing more is needed (frames below the top, if any, are sequences whose last part
@@ -931,7 +944,7 @@ class Tracker:
 
 
 class JsonConstraintFactory:
-    """Compiles schemas and makes per-request `Tracker`s; masks memoised per (schema, state)."""
+    """Compiles schemas (`grammar_for`'s memo) and makes per-request `Tracker`s; masks memoised per (schema, state)."""
 
     def __init__(self, tokenizer, vocab_size: int):
         self.vocab = VocabIndex(token_bytes(tokenizer, vocab_size))
@@ -943,8 +956,7 @@ class JsonConstraintFactory:
             if self.vocab.missing_ascii:
                 raise SchemaError("JSON constraints need a token for every printable ASCII byte; the vocabulary "
                                   f"lacks {bytes(self.vocab.missing_ascii[:10])!r}")
-            grammar = compile_schema(schema)
-            self._grammars[key] = (Automaton(grammar), {})
+            self._grammars[key] = (Automaton(_grammar_of(key)), {})
             if len(self._grammars) > 256:  # bounded memory: forget the oldest schema
                 self._grammars.pop(next(iter(self._grammars)))
         automaton, cache = self._grammars[key]

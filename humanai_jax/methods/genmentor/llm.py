@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from humanai_jax.agents import GenConfig, StructuredOutputError, extract_json
-from humanai_jax.decoding.json_constraint import SchemaError, compile_schema
+from humanai_jax.decoding.json_constraint import SchemaError, grammar_for
 
 __all__ = ["Tracer", "Caller", "REPAIR_TURN"]
 
@@ -90,7 +90,7 @@ def decoding_schema(schema: Any) -> tuple[dict | None, str | None]:
     raw = schema.model_json_schema() if hasattr(schema, "model_json_schema") else dict(schema)
     relaxed = relax_number_bounds(raw)
     try:
-        compile_schema(relaxed)
+        grammar_for(relaxed)  # compiled once: the backend and the reply capture reuse it
     except SchemaError as err:
         return None, str(err)
     return relaxed, None

@@ -138,14 +138,10 @@ def path_learned_first(old: S.LearningPath, count: int | None) -> dict:
     return _path_schema([exact(s) for s in learned] + [_session(next(fresh)) for _ in range(total - len(learned))])
 
 
-_QUIZ_FIELDS = {"single_choice": "single_choice_questions", "multiple_choice": "multiple_choice_questions",
-                "true_false": "true_false_questions", "short_answer": "short_answer_questions"}
-
-
 def quiz_with_counts(counts: dict[str, int]) -> dict:
     """DocumentQuiz with exactly the requested number of questions of each kind (`check_quiz_counts`)."""
     root = S.DocumentQuiz.model_json_schema()
     out = copy.deepcopy(root)
     for kind, n in counts.items():
-        out["properties"][_QUIZ_FIELDS[kind]].update(minItems=int(n), maxItems=int(n))
+        out["properties"][S.QUIZ_FIELDS[kind]].update(minItems=int(n), maxItems=int(n))
     return out

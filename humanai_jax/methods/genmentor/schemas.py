@@ -281,6 +281,11 @@ class ShortAnswer(BaseModel):
     explanation: str | None = None
 
 
+# question kind (as in the quiz counts) -> DocumentQuiz field
+QUIZ_FIELDS = {"single_choice": "single_choice_questions", "multiple_choice": "multiple_choice_questions",
+               "true_false": "true_false_questions", "short_answer": "short_answer_questions"}
+
+
 class DocumentQuiz(BaseModel):
     single_choice_questions: list[SingleChoice] = Field(default_factory=list)
     multiple_choice_questions: list[MultipleChoice] = Field(default_factory=list)
@@ -288,9 +293,7 @@ class DocumentQuiz(BaseModel):
     short_answer_questions: list[ShortAnswer] = Field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"single_choice": len(self.single_choice_questions),
-                "multiple_choice": len(self.multiple_choice_questions),
-                "true_false": len(self.true_false_questions), "short_answer": len(self.short_answer_questions)}
+        return {kind: len(getattr(self, field)) for kind, field in QUIZ_FIELDS.items()}
 
 
 # ------------------------------------------------------------------------------ baselines (content)

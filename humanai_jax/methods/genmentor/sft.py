@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from humanai_jax.agents import GenConfig
+from humanai_jax.checkpoint import abstract_like
+from humanai_jax.experiment import write_json
 from humanai_jax.methods.genmentor import goal2skill as G
 
 __all__ = ["TrainedModel", "build_tokenizer", "train_and_select", "predict"]
@@ -116,8 +118,8 @@ def train_and_select(config, workdir: str, train: list[dict], val: list[dict]) -
                 with ocp.StandardCheckpointer() as ckptr:
                     ckptr.save(os.path.abspath(os.path.join(best_dir, "params")), best["params"], force=True)
                     ckptr.wait_until_finished()
-            _write_json(os.path.join(best_dir, "best.json"), {"step": best["step"], "key": list(best["key"]),
-                                                               "curve": {str(k): v for k, v in curve.items()}})
+            write_json(os.path.join(best_dir, "best.json"), {"step": best["step"], "key": list(best["key"]),
+                                                              "curve": {str(k): v for k, v in curve.items()}})
 
         def evaluate(step: int, state) -> dict:
             backend = JaxChatBackend(state["params"], model_cfg, tokenizer, max_batch=config.eval.batch)
@@ -147,14 +149,6 @@ def train_and_select(config, workdir: str, train: list[dict], val: list[dict]) -
                          "max_tokens": int(max(len(e[0]) for e in encoded))})
 
 
-def _write_json(path: str, obj) -> None:
-    import json
-
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-
 def _restore_best(best_dir: str, best: dict, curve: dict, like) -> None:
     """Fills `best` and `curve` from WORKDIR/best (the parameters restored with `like`'s shapes and shardings)."""
     import json
@@ -163,9 +157,8 @@ def _restore_best(best_dir: str, best: dict, curve: dict, like) -> None:
 
     with open(os.path.join(best_dir, "best.json")) as f:
         saved = json.load(f)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like)
     with ocp.StandardCheckpointer() as ckptr:
-        params = ckptr.restore(os.path.abspath(os.path.join(best_dir, "params")), abstract)
+        params = ckptr.restore(os.path.abspath(os.path.join(best_dir, "params")), abstract_like(like))
     best.update(step=saved["step"], key=tuple(saved["key"]), params=jax.device_get(params))
     curve.update({int(k): v for k, v in saved["curve"].items()})
     print(f"resumed: the validation-selected step {saved['step']} restored from {best_dir}", flush=True)
